@@ -1,0 +1,266 @@
+"""Turn a DataFrame or an array into one integer code per field.
+
+Every input column becomes one embedding *field*:
+
+* a categorical column gets a vocabulary learned in ``fit``; code ``0`` is
+  reserved for missing values (None, NaN, ``pd.NA``), code ``1`` for values seen
+  fewer than ``min_frequency`` times in training and for values never seen in
+  training, codes ``2..`` for the known categories, most frequent first;
+* a numeric column is cut into at most ``n_bins`` quantile bins (exact values
+  when it has few distinct ones, as ``HistGradientBoosting`` does); code ``0``
+  is reserved for NaN, ``±inf`` fall into the outermost bins.
+
+So every field's codes lie in ``[0, cardinality)`` and no value, known or not,
+can ever index outside its embedding rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+MISSING_CODE = 0
+OTHER_CODE = 1  # rare in training, or unseen at transform time
+N_RESERVED = 2
+
+
+def _is_categorical_dtype(dtype) -> bool:
+    """True for the dtypes that ``categorical_features="auto"`` treats as categorical."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return True
+    if pd.api.types.is_bool_dtype(dtype):
+        return True
+    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+        return True
+    return False
+
+
+def resolve_categorical_mask(categorical_features, columns, dtypes, is_frame):
+    """Return a boolean mask of the categorical columns.
+
+    Parameters
+    ----------
+    categorical_features : "auto", None, array-like of bool, int or str
+        Same forms as ``HistGradientBoostingClassifier.categorical_features``.
+    columns : list
+        Column names (DataFrame) or positions (array).
+    dtypes : list
+        One dtype per column.
+    is_frame : bool
+        Whether the input was a DataFrame (column names can be used).
+
+    Returns
+    -------
+    mask : ndarray of bool of shape (n_columns,)
+    """
+    n = len(columns)
+    if categorical_features is None:
+        return np.zeros(n, dtype=bool)
+    if isinstance(categorical_features, str):
+        if categorical_features != "auto":
+            raise ValueError(
+                "categorical_features must be 'auto', None, a boolean mask, "
+                f"indices or column names, got {categorical_features!r}."
+            )
+        if not is_frame:
+            # Plain arrays carry no per-column dtype: they are numeric, like
+            # HistGradientBoosting's "from_dtype" on an ndarray.
+            return np.zeros(n, dtype=bool)
+        return np.array([_is_categorical_dtype(d) for d in dtypes], dtype=bool)
+
+    values = np.asarray(categorical_features)
+    if values.ndim != 1:
+        raise ValueError(
+            "categorical_features must be 1-dimensional, got shape "
+            f"{values.shape}."
+        )
+    if values.size == 0:
+        return np.zeros(n, dtype=bool)
+    if values.dtype.kind == "b":
+        if values.size != n:
+            raise ValueError(
+                f"categorical_features as a boolean mask must have {n} entries "
+                f"(one per column), got {values.size}."
+            )
+        return values.astype(bool)
+    mask = np.zeros(n, dtype=bool)
+    if values.dtype.kind in "iu":
+        bad = [int(i) for i in values if not -n <= i < n]
+        if bad:
+            raise ValueError(
+                f"categorical_features has indices {bad} out of range for "
+                f"{n} columns."
+            )
+        mask[values] = True
+        return mask
+    if values.dtype.kind in "OUT":
+        if not is_frame:
+            raise ValueError(
+                "categorical_features names columns, but X has no column names "
+                "(pass a DataFrame, or give indices or a boolean mask)."
+            )
+        position = {str(c): i for i, c in enumerate(columns)}
+        unknown = [str(v) for v in values if str(v) not in position]
+        if unknown:
+            raise ValueError(
+                f"categorical_features names columns {unknown} that are not in X; "
+                f"X has columns {[str(c) for c in columns]}."
+            )
+        mask[[position[str(v)] for v in values]] = True
+        return mask
+    raise ValueError(
+        "categorical_features must be 'auto', None, a boolean mask, indices or "
+        f"column names, got an array of dtype {values.dtype}."
+    )
+
+
+def _numeric_values(column, name) -> np.ndarray:
+    """Return a numeric column as float64, or raise a ValueError naming it."""
+    if isinstance(column, pd.Series):
+        dtype = column.dtype
+        if isinstance(dtype, pd.CategoricalDtype) or not (
+            pd.api.types.is_numeric_dtype(dtype) or dtype == object
+        ):
+            raise ValueError(
+                f"Column {name!r} was numeric in fit but has dtype {dtype} here; "
+                "pass the same kind of values as in fit."
+            )
+        column = column.to_numpy(dtype=np.float64, na_value=np.nan) if (
+            dtype != object
+        ) else column.to_numpy()
+    try:
+        return np.asarray(column, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Column {name!r} is numeric but holds values that are not numbers "
+            f"({exc}). Declare it in categorical_features or convert it."
+        ) from exc
+
+
+def _bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Inner bin edges for one numeric column (finite, sorted, unique)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.empty(0)
+    distinct = np.unique(finite)
+    if distinct.size <= n_bins:
+        return (distinct[:-1] + distinct[1:]) / 2
+    quantiles = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return np.unique(quantiles)
+
+
+class FieldEncoder(TransformerMixin, BaseEstimator):
+    """Encode every column of a DataFrame or array into integer field codes.
+
+    Parameters
+    ----------
+    categorical_features : "auto", None, array-like of bool, int or str, default="auto"
+        Which columns are categorical. ``"auto"`` takes category, string, object
+        and bool columns of a DataFrame; arrays are then all numeric.
+    min_frequency : int, default=1
+        Categories seen fewer times in ``fit`` share the "other" code with
+        unseen categories.
+    n_bins : int, default=64
+        Maximum number of bins per numeric column (missing values get one more).
+
+    Attributes
+    ----------
+    categorical_mask_ : ndarray of bool of shape (n_features,)
+    cardinalities_ : list of int
+        Number of codes of each field (reserved codes included).
+    vocabularies_ : list of pandas.Index or None
+        Known categories of each categorical column, ``None`` for numeric ones.
+    bin_edges_ : list of ndarray or None
+        Inner bin edges of each numeric column, ``None`` for categorical ones.
+    """
+
+    def __init__(self, *, categorical_features="auto", min_frequency=1, n_bins=64):
+        self.categorical_features = categorical_features
+        self.min_frequency = min_frequency
+        self.n_bins = n_bins
+
+    @staticmethod
+    def _columns(X):
+        """Return (names, list of columns, dtypes, is_frame)."""
+        if isinstance(X, pd.DataFrame):
+            names = list(X.columns)
+            cols = [X.iloc[:, j] for j in range(X.shape[1])]
+            return names, cols, [c.dtype for c in cols], True
+        names = list(range(X.shape[1]))
+        cols = [X[:, j] for j in range(X.shape[1])]
+        return names, cols, [X.dtype] * X.shape[1], False
+
+    def fit(self, X, y=None):
+        """Learn vocabularies and bin edges.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self : FieldEncoder
+        """
+        names, cols, dtypes, is_frame = self._columns(X)
+        self.categorical_mask_ = resolve_categorical_mask(
+            self.categorical_features, names, dtypes, is_frame
+        )
+        self.column_names_ = [str(n) for n in names]
+        self.vocabularies_, self.bin_edges_, self.cardinalities_ = [], [], []
+        for name, col, is_cat in zip(self.column_names_, cols, self.categorical_mask_):
+            if is_cat:
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    col = col.astype(object)
+                counts = pd.Series(col, copy=False).value_counts(dropna=True)
+                kept = counts.index[counts.to_numpy() >= self.min_frequency]
+                vocab = pd.Index(kept)
+                self.vocabularies_.append(vocab)
+                self.bin_edges_.append(None)
+                self.cardinalities_.append(N_RESERVED + len(vocab))
+            else:
+                edges = _bin_edges(_numeric_values(col, name), self.n_bins)
+                self.vocabularies_.append(None)
+                self.bin_edges_.append(edges)
+                self.cardinalities_.append(1 + edges.size + 1)
+        return self
+
+    def transform(self, X):
+        """Encode ``X`` into field codes.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_samples, n_features)
+            Columns in the order seen in ``fit``.
+
+        Returns
+        -------
+        codes : ndarray of int64 of shape (n_samples, n_features)
+            Codes of field ``j`` lie in ``[0, cardinalities_[j])``.
+        """
+        check_is_fitted(self)
+        _, cols, _, _ = self._columns(X)
+        codes = np.empty((X.shape[0], len(cols)), dtype=np.int64)
+        for j, col in enumerate(cols):
+            name = self.column_names_[j]
+            vocab = self.vocabularies_[j]
+            if vocab is not None:
+                codes[:, j] = self._encode_categorical(col, vocab, name)
+            else:
+                values = _numeric_values(col, name)
+                out = np.searchsorted(self.bin_edges_[j], values, side="right") + 1
+                out[np.isnan(values)] = MISSING_CODE
+                codes[:, j] = out
+        return codes
+
+    @staticmethod
+    def _encode_categorical(col, vocab, name) -> np.ndarray:
+        if isinstance(col, pd.Series) and isinstance(col.dtype, pd.CategoricalDtype):
+            col = col.astype(object)
+        values = pd.Index(col, copy=False) if not isinstance(col, pd.Index) else col
+        found = vocab.get_indexer(values)  # -1 where unknown or missing
+        out = np.where(found >= 0, found + N_RESERVED, OTHER_CODE)
+        out[np.asarray(pd.isna(values), dtype=bool)] = MISSING_CODE
+        return out

@@ -1,0 +1,630 @@
+"""FiBiNETClassifier: the one place where scikit-learn and skorch meet."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import assert_all_finite, check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.helper import predefined_split
+
+from ._encoding import FieldEncoder, resolve_categorical_mask
+from ._network import BILINEAR_TYPES, FiBiNET
+
+_PREDICT_BATCH_SIZE = 4096
+
+
+class _CodesDataset(torch.utils.data.Dataset):
+    """Pre-encoded field codes (and targets) held as whole tensors."""
+
+    def __init__(self, codes: torch.Tensor, target: torch.Tensor | None = None):
+        self.codes = codes  # (n, F) int64
+        self.target = target  # (n, 2) float32: class index, sample weight
+
+    def __len__(self) -> int:
+        return self.codes.shape[0]
+
+    def __getitem__(self, i):
+        y = None if self.target is None else self.target[i]
+        return self.codes[i], y
+
+
+class _BatchIterator:
+    """Yield whole batches by slicing tensors, never row by row."""
+
+    def __init__(self, dataset: _CodesDataset, batch_size: int, seed: int | None):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed  # None: keep the order
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        codes, target = self.dataset.codes, self.dataset.target
+        n = codes.shape[0]
+        if self.seed is None:
+            for start in range(0, n, self.batch_size):
+                stop = start + self.batch_size
+                yield codes[start:stop], None if target is None else target[start:stop]
+            return
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(n, generator=generator)  # (n,)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]  # (batch,)
+            yield codes[idx], None if target is None else target[idx]
+
+
+class _FiBiNETNet(NeuralNet):
+    """skorch net fed with pre-encoded tensors, with a weighted loss.
+
+    The target tensor carries the class index and the sample weight per row, so
+    weights reach the loss without touching the module's signature.
+    """
+
+    def __init__(self, *args, shuffle_seed=0, predict_batch_size=4096, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shuffle_seed = shuffle_seed
+        self.predict_batch_size = predict_batch_size
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, _CodesDataset):
+            return X
+        return _CodesDataset(torch.as_tensor(X, dtype=torch.int64))
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            # a fresh, reproducible permutation every epoch
+            seed = self.shuffle_seed + len(self.history)
+            return _BatchIterator(dataset, self.batch_size, seed)
+        return _BatchIterator(dataset, self.predict_batch_size, None)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y_true = y_true.to(y_pred.device)  # (batch, 2)
+        label, weight = y_true[:, 0], y_true[:, 1]  # (batch,), (batch,)
+        if y_pred.shape[1] == 1:
+            losses = torch.nn.functional.binary_cross_entropy_with_logits(
+                y_pred[:, 0], label, reduction="none"
+            )  # (batch,)
+        else:
+            losses = torch.nn.functional.cross_entropy(
+                y_pred, label.long(), reduction="none"
+            )  # (batch,)
+        return (losses * weight).mean()
+
+
+class _ValidScore(Callback):
+    """Record the validation ROC AUC after every epoch (binary: AUC, else OvR)."""
+
+    def __init__(self, dataset: _CodesDataset):
+        self.dataset = dataset
+
+    def on_epoch_end(self, net, **kwargs):
+        logits = net.forward(self.dataset, training=False)  # (n_valid, n_outputs)
+        y = self.dataset.target[:, 0].long().numpy()
+        proba = _logits_to_proba(logits)
+        n_classes = proba.shape[1]
+        if np.unique(y).size < 2:
+            return
+        if n_classes == 2:
+            score = roc_auc_score(y, proba[:, 1])
+        elif np.unique(y).size == n_classes:
+            score = roc_auc_score(y, proba, multi_class="ovr")
+        else:
+            return
+        net.history.record("valid_auc", float(score))
+
+
+class _StopOnNonFinite(Callback):
+    """Stop at once with advice when the training loss becomes NaN or inf."""
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if training and loss is not None and not torch.isfinite(loss):
+            raise FloatingPointError(
+                "Training diverged: the loss became "
+                f"{loss.item()} at epoch {len(net.history)}. Lower learning_rate, "
+                "raise weight_decay, or check sample_weight / class_weight for "
+                "extreme values."
+            )
+
+
+def _logits_to_proba(logits: torch.Tensor) -> np.ndarray:
+    """Logits (n, 1) or (n, K) to float64 probabilities (n, 2) or (n, K)."""
+    logits = logits.detach().to("cpu", torch.float64)  # (n, n_outputs)
+    if logits.shape[1] == 1:
+        p1 = torch.sigmoid(logits[:, 0])  # (n,)
+        return torch.stack([1.0 - p1, p1], dim=1).numpy()  # (n, 2)
+    return torch.softmax(logits, dim=1).numpy()  # (n, K)
+
+
+def _check_device(device):
+    """Return a usable ``torch.device`` or raise a ValueError that says why."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0', "
+            f"got {device!r} ({exc})."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this "
+                "machine; use device='cpu'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but MPS is not available here; "
+                "use device='cpu'."
+            )
+    elif dev.type != "cpu":
+        raise ValueError(
+            f"device must be 'cpu', 'cuda[:N]' or 'mps', got {device!r}."
+        )
+    return dev
+
+
+class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
+    """FiBiNET classifier for tabular and click-through-rate data.
+
+    Every column becomes an embedding field: categorical columns through a
+    vocabulary learned in ``fit`` (missing, rare and unseen values have reserved
+    codes), numeric columns through quantile bins (NaN has its own code). The
+    network (Huang, Zhang & Zhang, RecSys 2019) re-weights the fields with a
+    SENET layer, crosses every pair of fields with bilinear interactions on
+    both the plain and the re-weighted embeddings, and feeds both to a DNN.
+    Training runs through a skorch net (``net_``).
+
+    Parameters
+    ----------
+    categorical_features : "auto", None, array-like of bool, int or str, \
+            default="auto"
+        Which columns are categorical. ``"auto"``: category, string, object and
+        bool columns of a DataFrame (a plain array is then all numeric). Also a
+        boolean mask, column indices or column names; None for none.
+    min_frequency : int, default=1
+        Categories seen fewer times in the training data share one code with
+        categories never seen in training.
+    n_bins : int, default=64
+        Maximum number of quantile bins per numeric column.
+    embedding_dim : int, default=16
+        Width ``d`` of every field embedding.
+    reduction_ratio : int, default=3
+        SENET reduction: the hidden excitation layer has
+        ``max(1, n_fields // reduction_ratio)`` units.
+    senet_activation : {"relu", "sigmoid"}, default="relu"
+        Activation after the second excitation layer.
+    bilinear_type : {"all", "each", "interaction"}, default="interaction"
+        One shared ``d x d`` matrix, one per field, or one per field pair.
+    shared_bilinear : bool, default=False
+        Share the bilinear weights between the plain and the SENET branch.
+    hidden_layer_sizes : tuple of int, default=(256, 128)
+        Widths of the DNN's hidden layers.
+    dropout : float, default=0.1
+        Dropout after every hidden layer.
+    linear : bool, default=True
+        Add the first-order (logistic-regression) part.
+    learning_rate : float, default=1e-3
+        AdamW learning rate.
+    weight_decay : float, default=0.0
+        AdamW (decoupled) weight decay.
+    batch_size : int, default=512
+        Training mini-batch size; batches are reshuffled every epoch.
+    max_epochs : int, default=20
+        Maximum number of passes over the training data.
+    early_stopping : "auto" or bool, default="auto"
+        Hold out ``validation_fraction`` of the data and stop when the
+        validation loss has not improved for ``n_iter_no_change`` epochs,
+        restoring the best epoch. ``"auto"``: on when there are more than
+        10,000 samples.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping (stratified).
+    n_iter_no_change : int, default=3
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Minimum decrease of the validation loss that counts as improvement.
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss, multiplied with ``sample_weight``.
+    device : str, default="cpu"
+        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra skorch callbacks added to the net.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation
+        split. Same seed and data give identical probabilities (on CPU).
+    verbose : int, default=0
+        0 prints nothing; 1 prints a line per epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+    n_iter_ : int
+        Number of epochs run.
+    encoder_ : FieldEncoder
+        Fitted column-to-field encoder.
+    net_ : skorch.NeuralNet
+        Fitted skorch net; ``net_.module_`` is the torch module and
+        ``net_.history`` the per-epoch history.
+
+    Examples
+    --------
+    >>> from sk_fibinet import FiBiNETClassifier
+    >>> from sk_fibinet.datasets import load_adult
+    >>> X, y = load_adult(return_X_y=True, as_frame=True)
+    >>> clf = FiBiNETClassifier(random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> clf.predict_proba(X.head(2)).shape  # doctest: +SKIP
+    (2, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "categorical_features": ["array-like", StrOptions({"auto"}), None],
+        "min_frequency": [Interval(Integral, 1, None, closed="left")],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "reduction_ratio": [Interval(Integral, 1, None, closed="left")],
+        "senet_activation": [StrOptions({"relu", "sigmoid"})],
+        "bilinear_type": [StrOptions(set(BILINEAR_TYPES))],
+        "shared_bilinear": ["boolean"],
+        "hidden_layer_sizes": ["array-like"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "linear": ["boolean"],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "device": [str, torch.device],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        categorical_features="auto",
+        min_frequency=1,
+        n_bins=64,
+        embedding_dim=16,
+        reduction_ratio=3,
+        senet_activation="relu",
+        bilinear_type="interaction",
+        shared_bilinear=False,
+        hidden_layer_sizes=(256, 128),
+        dropout=0.1,
+        linear=True,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=512,
+        max_epochs=20,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=3,
+        tol=1e-4,
+        class_weight=None,
+        device="cpu",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.categorical_features = categorical_features
+        self.min_frequency = min_frequency
+        self.n_bins = n_bins
+        self.embedding_dim = embedding_dim
+        self.reduction_ratio = reduction_ratio
+        self.senet_activation = senet_activation
+        self.bilinear_type = bilinear_type
+        self.shared_bilinear = shared_bilinear
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.linear = linear
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ input
+    def _validate_X(self, X, *, reset: bool):
+        """Check X, set or compare feature names, return a DataFrame or ndarray."""
+        if isinstance(X, pd.DataFrame):
+            duplicated = X.columns[X.columns.duplicated()].unique().tolist()
+            if duplicated:
+                raise ValueError(f"X has duplicate column names: {duplicated}.")
+            if not reset and hasattr(self, "feature_names_in_"):
+                X = self._align_columns(X)
+            if X.shape[0] == 0:
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
+                    "of 1 is required."
+                )
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if X.shape[1] == 0:
+                raise ValueError(
+                    f"Found array with 0 feature(s) (shape={X.shape}) while a "
+                    "minimum of 1 is required."
+                )
+            return X
+        if reset:
+            mask = self._categorical_mask_for_array(X)
+        else:
+            mask = self.encoder_.categorical_mask_
+        dtype = None if mask.any() else np.float64
+        return validate_data(
+            self, X, reset=reset, dtype=dtype, ensure_all_finite=False
+        )
+
+    def _categorical_mask_for_array(self, X):
+        n_features = np.shape(X)[1] if np.ndim(X) == 2 else 0
+        if isinstance(self.categorical_features, str) or self.categorical_features is None:
+            return np.zeros(n_features, dtype=bool)
+        return resolve_categorical_mask(
+            self.categorical_features, list(range(n_features)), [None] * n_features, False
+        )
+
+    def _align_columns(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Match DataFrame columns by name to those seen in fit."""
+        expected = list(self.feature_names_in_)
+        got = [str(c) for c in X.columns]
+        missing = [c for c in expected if c not in set(got)]
+        extra = [c for c in got if c not in set(expected)]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {missing}")
+            if extra:
+                parts.append(f"unexpected columns {extra}")
+            raise ValueError(
+                "X does not have the columns seen in fit: " + " and ".join(parts) + "."
+            )
+        if got != expected:
+            X = X[expected]
+        return X
+
+    def _validate_y(self, y):
+        y = column_or_1d(y, warn=True)
+        if y.dtype.kind == "f":
+            assert_all_finite(y, input_name="y")
+        elif y.dtype.kind == "O" or isinstance(y.dtype, pd.StringDtype):
+            if pd.isna(y).any():
+                raise ValueError("Input y contains missing values (None or NaN).")
+        check_classification_targets(y)
+        return y
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, X, y, sample_weight=None):
+        """Fit the encoder and train the network.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Training data; DataFrame columns keep their dtypes.
+        y : array-like of shape (n_samples,)
+            Target labels of any type (strings, ints, bools).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss.
+
+        Returns
+        -------
+        self : FiBiNETClassifier
+            Fitted estimator.
+        """
+        self._validate_params()
+        device = _check_device(self.device)
+        hidden = tuple(int(h) for h in self.hidden_layer_sizes)
+        if any(h < 1 for h in hidden):
+            raise ValueError(
+                f"hidden_layer_sizes must hold positive ints, got {self.hidden_layer_sizes!r}."
+            )
+        X = self._validate_X(X, reset=True)
+        y = self._validate_y(y)
+        check_consistent_length(X, y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(
+                "FiBiNETClassifier needs samples of at least 2 classes in the data, "
+                f"but the data contains only 1 class: {self.classes_[0]!r}."
+            )
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if self.class_weight is not None:
+            weight = weight * compute_sample_weight(self.class_weight, y)
+        if not weight.sum() > 0:
+            raise ValueError("sample_weight (times class_weight) sums to zero.")
+        weight = weight / weight.mean()
+
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+
+        self.encoder_ = FieldEncoder(
+            categorical_features=self.categorical_features,
+            min_frequency=self.min_frequency,
+            n_bins=self.n_bins,
+        )
+        if isinstance(X, np.ndarray):
+            self.encoder_.categorical_features = self._categorical_mask_for_array(X)
+        codes = torch.from_numpy(self.encoder_.fit_transform(X))  # (n, F) int64
+        target = torch.from_numpy(
+            np.column_stack([y_index, weight]).astype(np.float32)
+        )  # (n, 2)
+
+        n_samples = codes.shape[0]
+        early = self.early_stopping
+        if early == "auto":
+            early = n_samples > 10_000
+        callbacks = list(self.callbacks or [])
+        train_split = None
+        train_ds = _CodesDataset(codes, target)
+        if early:
+            _, counts = np.unique(y_index, return_counts=True)
+            stratify = y_index if counts.min() >= 2 else None
+            n_valid = int(np.ceil(self.validation_fraction * n_samples))
+            if n_valid < 1 or n_samples - n_valid < 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no "
+                    f"training or validation data for {n_samples} samples; use "
+                    "early_stopping=False."
+                )
+            try:
+                tr, va = train_test_split(
+                    np.arange(n_samples),
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                    random_state=seed,
+                )
+            except ValueError:  # too few samples per class to stratify
+                tr, va = train_test_split(
+                    np.arange(n_samples),
+                    test_size=self.validation_fraction,
+                    random_state=seed,
+                )
+            tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+            train_ds = _CodesDataset(codes[tr], target[tr])
+            valid_ds = _CodesDataset(codes[va], target[va])
+            train_split = predefined_split(valid_ds)
+            callbacks += [
+                ("valid_auc", _ValidScore(valid_ds)),
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="abs",
+                        load_best=True,
+                        sink=print if self.verbose else (lambda *a, **k: None),
+                    ),
+                ),
+            ]
+        callbacks.append(("stop_on_non_finite", _StopOnNonFinite()))
+
+        n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
+        self.net_ = self._build_net(
+            cardinalities=self.encoder_.cardinalities_,
+            hidden=hidden,
+            n_outputs=n_outputs,
+            device=device,
+            train_split=train_split,
+            callbacks=callbacks,
+            seed=seed,
+        )
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)
+            self.net_.fit(train_ds, None)
+        self.n_iter_ = len(self.net_.history)
+        return self
+
+    def _build_net(
+        self, *, cardinalities, hidden, n_outputs, device, train_split, callbacks, seed
+    ):
+        """The only place that speaks skorch's prefixed parameter names."""
+        return _FiBiNETNet(
+            module=FiBiNET,
+            module__cardinalities=list(cardinalities),
+            module__d_embedding=self.embedding_dim,
+            module__reduction_ratio=self.reduction_ratio,
+            module__senet_activation=self.senet_activation,
+            module__bilinear_type=self.bilinear_type,
+            module__shared_bilinear=self.shared_bilinear,
+            module__d_hidden=hidden,
+            module__dropout=float(self.dropout),
+            module__linear=self.linear,
+            module__n_outputs=n_outputs,
+            criterion=torch.nn.BCEWithLogitsLoss,  # unused: get_loss is weighted
+            optimizer=torch.optim.AdamW,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.learning_rate,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            predict_nonlinearity=None,
+            device=str(device),
+            verbose=int(self.verbose),
+            shuffle_seed=seed,
+            predict_batch_size=_PREDICT_BATCH_SIZE,
+        )
+
+    # ---------------------------------------------------------------- predict
+    def _encode(self, X) -> _CodesDataset:
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return _CodesDataset(torch.from_numpy(self.encoder_.transform(X)))
+
+    def _logits(self, X) -> torch.Tensor:
+        dataset = self._encode(X)
+        return self.net_.forward(dataset, training=False)  # (n, n_outputs)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; each row sums to 1.
+        """
+        return _logits_to_proba(self._logits(X))
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_`` (their original type).
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.non_deterministic = str(self.device).startswith("cuda")
+        return tags

@@ -1,0 +1,282 @@
+"""The FiBiNET network in plain PyTorch (no scikit-learn, no skorch).
+
+Huang, Zhang & Zhang, "FiBiNET: Combining Feature Importance and Bilinear
+feature Interaction for Click-Through Rate Prediction", RecSys 2019.
+
+Shapes use ``F`` fields, ``d`` embedding width and ``P = F (F - 1) / 2`` pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+BILINEAR_TYPES = ("all", "each", "interaction")
+
+
+class FieldEmbedding(nn.Module):
+    """One embedding table for all fields, addressed through per-field offsets.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+        Number of codes of each field.
+    d_embedding : int
+        Width of every embedding vector.
+    sparse : bool, default=False
+        Produce sparse gradients (for sparse optimizers).
+
+    Shape
+    -----
+    - Input: ``(batch, n_fields)`` integer codes, field ``j`` in
+      ``[0, cardinalities[j])``
+    - Output: ``(batch, n_fields, d_embedding)``
+
+    Examples
+    --------
+    >>> emb = FieldEmbedding(cardinalities=[3, 5], d_embedding=4)
+    >>> emb(torch.tensor([[0, 4], [2, 1]])).shape
+    torch.Size([2, 2, 4])
+    """
+
+    def __init__(
+        self, *, cardinalities: Sequence[int], d_embedding: int, sparse: bool = False
+    ):
+        super().__init__()
+        cardinalities = [int(c) for c in cardinalities]
+        if not cardinalities or min(cardinalities) < 1:
+            raise ValueError(f"cardinalities must be >= 1, got {cardinalities=}")
+        if d_embedding < 1:
+            raise ValueError(f"d_embedding must be >= 1, got {d_embedding=}")
+        offsets = torch.tensor([0] + cardinalities[:-1]).cumsum(0)  # (F,)
+        self.register_buffer("offsets", offsets)
+        self.embedding = nn.Embedding(sum(cardinalities), d_embedding, sparse=sparse)
+        nn.init.normal_(self.embedding.weight, std=0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(x + self.offsets)  # (batch, F, d)
+
+
+class SENETLayer(nn.Module):
+    """Squeeze-and-excitation re-weighting of fields.
+
+    Squeeze: mean over the embedding dimension; excitation: two bias-free linear
+    layers ``F -> max(1, F // reduction_ratio) -> F``, ReLU after the first and
+    ``activation`` after the second (``"relu"`` as in FiBiNET's reference code,
+    ``"sigmoid"`` as in the original SE-Net).
+
+    Parameters
+    ----------
+    n_fields : int
+    reduction_ratio : int, default=3
+    activation : {"relu", "sigmoid"}, default="relu"
+
+    Shape
+    -----
+    - Input: ``(batch, n_fields, d_embedding)``
+    - Output: ``(batch, n_fields, d_embedding)``; :meth:`field_weights` gives
+      ``(batch, n_fields)``
+
+    Examples
+    --------
+    >>> senet = SENETLayer(n_fields=6, reduction_ratio=3)
+    >>> senet(torch.randn(2, 6, 4)).shape
+    torch.Size([2, 6, 4])
+    """
+
+    def __init__(
+        self, *, n_fields: int, reduction_ratio: int = 3, activation: str = "relu"
+    ):
+        super().__init__()
+        if n_fields < 1:
+            raise ValueError(f"n_fields must be >= 1, got {n_fields=}")
+        if reduction_ratio < 1:
+            raise ValueError(f"reduction_ratio must be >= 1, got {reduction_ratio=}")
+        if activation not in ("relu", "sigmoid"):
+            raise ValueError(f"activation must be 'relu' or 'sigmoid', got {activation=}")
+        d_hidden = max(1, n_fields // reduction_ratio)
+        self.excitation = nn.Sequential(
+            nn.Linear(n_fields, d_hidden, bias=False),
+            nn.ReLU(),
+            nn.Linear(d_hidden, n_fields, bias=False),
+            nn.ReLU() if activation == "relu" else nn.Sigmoid(),
+        )
+
+    def field_weights(self, e: torch.Tensor) -> torch.Tensor:
+        """Per-row field weights ``A``, shape ``(batch, n_fields)``."""
+        z = e.mean(dim=-1)  # (batch, F)
+        return self.excitation(z)  # (batch, F)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        a = self.field_weights(e)  # (batch, F)
+        return e * a.unsqueeze(-1)  # (batch, F, d)
+
+
+class BilinearInteraction(nn.Module):
+    """Bilinear interaction ``p_ij = (v_i W) * v_j`` for every field pair ``i < j``.
+
+    ``bilinear_type`` picks how many matrices ``W`` there are: ``"all"`` one
+    shared ``d x d`` matrix, ``"each"`` one per left field (``F - 1``, the last
+    field is never on the left), ``"interaction"`` one per pair (``P``).
+    Vectorized: pair indices are buffers and each type is one batched matmul.
+
+    Parameters
+    ----------
+    n_fields : int
+    d_embedding : int
+    bilinear_type : {"all", "each", "interaction"}, default="interaction"
+
+    Shape
+    -----
+    - Input: ``(batch, n_fields, d_embedding)``
+    - Output: ``(batch, n_pairs, d_embedding)`` with
+      ``n_pairs = n_fields * (n_fields - 1) // 2``
+
+    Examples
+    --------
+    >>> bi = BilinearInteraction(n_fields=4, d_embedding=3, bilinear_type="each")
+    >>> bi(torch.randn(2, 4, 3)).shape
+    torch.Size([2, 6, 3])
+    """
+
+    def __init__(
+        self, *, n_fields: int, d_embedding: int, bilinear_type: str = "interaction"
+    ):
+        super().__init__()
+        if bilinear_type not in BILINEAR_TYPES:
+            raise ValueError(
+                f"bilinear_type must be one of {BILINEAR_TYPES}, got {bilinear_type=}"
+            )
+        if n_fields < 1:
+            raise ValueError(f"n_fields must be >= 1, got {n_fields=}")
+        self.bilinear_type = bilinear_type
+        left, right = torch.triu_indices(n_fields, n_fields, offset=1)  # (P,), (P,)
+        self.register_buffer("left", left)
+        self.register_buffer("right", right)
+        n_matrices = {
+            "all": 1,
+            "each": max(n_fields - 1, 0),
+            "interaction": left.numel(),
+        }[bilinear_type]
+        weight = torch.empty(n_matrices, d_embedding, d_embedding)  # (M, d, d)
+        bound = (6.0 / (2 * d_embedding)) ** 0.5  # Glorot-uniform for a d x d map
+        nn.init.uniform_(weight, -bound, bound)
+        self.weight = nn.Parameter(weight)
+
+    @property
+    def n_pairs(self) -> int:
+        return self.left.numel()
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        et = e.transpose(0, 1)  # (F, batch, d)
+        if self.bilinear_type == "all":
+            vw = e @ self.weight[0]  # (batch, F, d)
+            return vw[:, self.left] * e[:, self.right]  # (batch, P, d)
+        if self.bilinear_type == "each":
+            vw = torch.bmm(et[:-1], self.weight)  # (F-1, batch, d)
+            p = vw[self.left] * et[self.right]  # (P, batch, d)
+            return p.transpose(0, 1)  # (batch, P, d)
+        vw = torch.bmm(et[self.left], self.weight)  # (P, batch, d)
+        p = vw * et[self.right]  # (P, batch, d)
+        return p.transpose(0, 1)  # (batch, P, d)
+
+
+class FiBiNET(nn.Module):
+    """FiBiNET: embeddings, SENET, bilinear interactions, DNN, optional linear part.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+        Number of codes of each field.
+    d_embedding : int, default=16
+    reduction_ratio : int, default=3
+    senet_activation : {"relu", "sigmoid"}, default="relu"
+    bilinear_type : {"all", "each", "interaction"}, default="interaction"
+    shared_bilinear : bool, default=False
+        Share the bilinear weights between the plain and the SENET branch.
+    d_hidden : sequence of int, default=(256, 128)
+        Widths of the DNN's hidden layers.
+    dropout : float, default=0.0
+        Dropout after every hidden layer.
+    linear : bool, default=True
+        Add a first-order (logistic-regression) term per field code.
+    n_outputs : int, default=1
+        One logit for binary targets, one per class otherwise.
+    sparse : bool, default=False
+        Sparse gradients for the embedding tables.
+
+    Shape
+    -----
+    - Input: ``(batch, n_fields)`` integer codes
+    - Output: ``(batch, n_outputs)`` logits
+
+    Notes
+    -----
+    The combination layer concatenates the flattened bilinear outputs of both
+    branches, ``(batch, 2 P d)``. With a single field there are no pairs, and the
+    flattened SENET embeddings ``(batch, d)`` feed the DNN instead.
+
+    Examples
+    --------
+    >>> net = FiBiNET(cardinalities=[4, 5, 6], d_embedding=4, d_hidden=(8,))
+    >>> net(torch.tensor([[0, 1, 2], [3, 4, 5]])).shape
+    torch.Size([2, 1])
+    """
+
+    def __init__(
+        self,
+        *,
+        cardinalities: Sequence[int],
+        d_embedding: int = 16,
+        reduction_ratio: int = 3,
+        senet_activation: str = "relu",
+        bilinear_type: str = "interaction",
+        shared_bilinear: bool = False,
+        d_hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.0,
+        linear: bool = True,
+        n_outputs: int = 1,
+        sparse: bool = False,
+    ):
+        super().__init__()
+        n_fields = len(cardinalities)
+        self.embedding = FieldEmbedding(
+            cardinalities=cardinalities, d_embedding=d_embedding, sparse=sparse
+        )
+        self.senet = SENETLayer(
+            n_fields=n_fields, reduction_ratio=reduction_ratio, activation=senet_activation
+        )
+        kw = dict(n_fields=n_fields, d_embedding=d_embedding, bilinear_type=bilinear_type)
+        self.bilinear_p = BilinearInteraction(**kw)
+        self.bilinear_q = self.bilinear_p if shared_bilinear else BilinearInteraction(**kw)
+        n_pairs = self.bilinear_p.n_pairs
+        d_in = 2 * n_pairs * d_embedding if n_pairs else n_fields * d_embedding
+        layers: list[nn.Module] = []
+        for width in d_hidden:
+            layers += [nn.Linear(d_in, width), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            d_in = width
+        layers.append(nn.Linear(d_in, n_outputs))
+        self.dnn = nn.Sequential(*layers)
+        self.linear = None
+        if linear:
+            self.linear = nn.Embedding(sum(cardinalities), n_outputs, sparse=sparse)
+            nn.init.zeros_(self.linear.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.embedding(x)  # (batch, F, d)
+        v = self.senet(e)  # (batch, F, d)
+        if self.bilinear_p.n_pairs:
+            p = self.bilinear_p(e)  # (batch, P, d)
+            q = self.bilinear_q(v)  # (batch, P, d)
+            h = torch.cat([p, q], dim=1).flatten(1)  # (batch, 2 P d)
+        else:
+            h = v.flatten(1)  # (batch, F d)
+        logits = self.dnn(h)  # (batch, n_outputs)
+        if self.linear is not None:
+            ids = x + self.embedding.offsets  # (batch, F)
+            logits = logits + self.linear(ids).sum(dim=1)  # (batch, n_outputs)
+        return logits

@@ -1,0 +1,5 @@
+"""Real datasets bundled with sk_fibinet."""
+
+from ._adult import load_adult
+
+__all__ = ["load_adult"]
