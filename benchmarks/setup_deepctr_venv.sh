@@ -44,12 +44,16 @@ fi
 # Runtime requirements of deepctr-torch, with torch held at the pinned release.
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
-echo "torch==$("$PY" -c 'import torch; print(torch.__version__)')" >"$constraints"
+echo "torch==$(installed_version torch)" >"$constraints"
 "${PIP[@]}" install -q -c "$constraints" scikit-learn tqdm requests pandas numpy
 
-"$PY" - <<'PYEOF'
-import deepctr_torch  # noqa: F401
-import torch
+# Import check, through the benchmark's own import (no version-check thread).
+"$PY" - "$HERE" <<'PYEOF'
+import sys
 
-print(f"torch {torch.__version__}, deepctr-torch ready")
+sys.path.insert(0, sys.argv[1])
+import torch
+from deepctr_fibinet import import_deepctr
+
+print(f"torch {torch.__version__}, deepctr-torch {import_deepctr().__version__} ready")
 PYEOF

@@ -27,12 +27,12 @@ N_RESERVED = 2
 
 
 def _is_categorical_dtype(dtype) -> bool:
-    """True for the dtypes that ``categorical_features="auto"`` treats as categorical."""
+    """Whether ``categorical_features="auto"`` treats ``dtype`` as categorical."""
     if isinstance(dtype, pd.CategoricalDtype):
         return True
     if pd.api.types.is_bool_dtype(dtype):
         return True
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         return True
     return False
 
@@ -73,8 +73,7 @@ def resolve_categorical_mask(categorical_features, columns, dtypes, is_frame):
     values = np.asarray(categorical_features)
     if values.ndim != 1:
         raise ValueError(
-            "categorical_features must be 1-dimensional, got shape "
-            f"{values.shape}."
+            f"categorical_features must be 1-dimensional, got shape {values.shape}."
         )
     if values.size == 0:
         return np.zeros(n, dtype=bool)
@@ -90,8 +89,7 @@ def resolve_categorical_mask(categorical_features, columns, dtypes, is_frame):
         bad = [int(i) for i in values if not -n <= i < n]
         if bad:
             raise ValueError(
-                f"categorical_features has indices {bad} out of range for "
-                f"{n} columns."
+                f"categorical_features has indices {bad} out of range for {n} columns."
             )
         mask[values] = True
         return mask
@@ -121,15 +119,18 @@ def _numeric_values(column, name) -> np.ndarray:
     if isinstance(column, pd.Series):
         dtype = column.dtype
         if isinstance(dtype, pd.CategoricalDtype) or not (
-            pd.api.types.is_numeric_dtype(dtype) or dtype == object
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
         ):
             raise ValueError(
-                f"Column {name!r} was numeric in fit but has dtype {dtype} here; "
-                "pass the same kind of values as in fit."
+                f"Column {name!r} is treated as numeric but has dtype {dtype}: "
+                "pass numbers (as in fit), or list the column in "
+                "categorical_features."
             )
-        column = column.to_numpy(dtype=np.float64, na_value=np.nan) if (
-            dtype != object
-        ) else column.to_numpy()
+        column = (
+            column.to_numpy(dtype=np.float64, na_value=np.nan)
+            if (not pd.api.types.is_object_dtype(dtype))
+            else column.to_numpy()
+        )
     try:
         return np.asarray(column, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -210,7 +211,9 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         )
         self.column_names_ = [str(n) for n in names]
         self.vocabularies_, self.bin_edges_, self.cardinalities_ = [], [], []
-        for name, col, is_cat in zip(self.column_names_, cols, self.categorical_mask_):
+        for name, col, is_cat in zip(
+            self.column_names_, cols, self.categorical_mask_, strict=True
+        ):
             if is_cat:
                 if isinstance(col.dtype, pd.CategoricalDtype):
                     col = col.astype(object)

@@ -24,7 +24,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
 
-from ._encoding import FieldEncoder, resolve_categorical_mask
+from ._encoding import FieldEncoder
 from ._network import BILINEAR_TYPES, FiBiNET
 
 _PREDICT_BATCH_SIZE = 4096
@@ -180,9 +180,7 @@ def _check_device(device):
                 "use device='cpu'."
             )
     elif dev.type != "cpu":
-        raise ValueError(
-            f"device must be 'cpu', 'cuda[:N]' or 'mps', got {device!r}."
-        )
+        raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'mps', got {device!r}.")
     return dev
 
 
@@ -385,20 +383,17 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                 )
             return X
         if reset:
-            mask = self._categorical_mask_for_array(X)
+            numeric_only = self.categorical_features is None or isinstance(
+                self.categorical_features, str
+            )
         else:
-            mask = self.encoder_.categorical_mask_
-        dtype = None if mask.any() else np.float64
+            numeric_only = not self.encoder_.categorical_mask_.any()
         return validate_data(
-            self, X, reset=reset, dtype=dtype, ensure_all_finite=False
-        )
-
-    def _categorical_mask_for_array(self, X):
-        n_features = np.shape(X)[1] if np.ndim(X) == 2 else 0
-        if isinstance(self.categorical_features, str) or self.categorical_features is None:
-            return np.zeros(n_features, dtype=bool)
-        return resolve_categorical_mask(
-            self.categorical_features, list(range(n_features)), [None] * n_features, False
+            self,
+            X,
+            reset=reset,
+            dtype=np.float64 if numeric_only else None,
+            ensure_all_finite=False,
         )
 
     def _align_columns(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -453,7 +448,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         hidden = tuple(int(h) for h in self.hidden_layer_sizes)
         if any(h < 1 for h in hidden):
             raise ValueError(
-                f"hidden_layer_sizes must hold positive ints, got {self.hidden_layer_sizes!r}."
+                "hidden_layer_sizes must hold positive ints, got "
+                f"{self.hidden_layer_sizes!r}."
             )
         X = self._validate_X(X, reset=True)
         y = self._validate_y(y)
@@ -464,7 +460,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                 "FiBiNETClassifier needs samples of at least 2 classes in the data, "
                 f"but the data contains only 1 class: {self.classes_[0]!r}."
             )
-        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
         if self.class_weight is not None:
             weight = weight * compute_sample_weight(self.class_weight, y)
         if not weight.sum() > 0:
@@ -479,8 +477,10 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             min_frequency=self.min_frequency,
             n_bins=self.n_bins,
         )
-        if isinstance(X, np.ndarray):
-            self.encoder_.categorical_features = self._categorical_mask_for_array(X)
+        if not isinstance(X, pd.DataFrame) and isinstance(
+            self.categorical_features, str
+        ):
+            self.encoder_.categorical_features = None  # "auto" on an array: numeric
         codes = torch.from_numpy(self.encoder_.fit_transform(X))  # (n, F) int64
         target = torch.from_numpy(
             np.column_stack([y_index, weight]).astype(np.float32)
@@ -620,6 +620,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         y : ndarray of shape (n_samples,)
             Labels from ``classes_`` (their original type).
         """
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def __sklearn_tags__(self):

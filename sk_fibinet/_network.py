@@ -95,7 +95,9 @@ class SENETLayer(nn.Module):
         if reduction_ratio < 1:
             raise ValueError(f"reduction_ratio must be >= 1, got {reduction_ratio=}")
         if activation not in ("relu", "sigmoid"):
-            raise ValueError(f"activation must be 'relu' or 'sigmoid', got {activation=}")
+            raise ValueError(
+                f"activation must be 'relu' or 'sigmoid', got {activation=}"
+            )
         d_hidden = max(1, n_fields // reduction_ratio)
         self.excitation = nn.Sequential(
             nn.Linear(n_fields, d_hidden, bias=False),
@@ -246,11 +248,17 @@ class FiBiNET(nn.Module):
             cardinalities=cardinalities, d_embedding=d_embedding, sparse=sparse
         )
         self.senet = SENETLayer(
-            n_fields=n_fields, reduction_ratio=reduction_ratio, activation=senet_activation
+            n_fields=n_fields,
+            reduction_ratio=reduction_ratio,
+            activation=senet_activation,
         )
-        kw = dict(n_fields=n_fields, d_embedding=d_embedding, bilinear_type=bilinear_type)
+        kw = dict(
+            n_fields=n_fields, d_embedding=d_embedding, bilinear_type=bilinear_type
+        )
         self.bilinear_p = BilinearInteraction(**kw)
-        self.bilinear_q = self.bilinear_p if shared_bilinear else BilinearInteraction(**kw)
+        self.bilinear_q = (
+            self.bilinear_p if shared_bilinear else BilinearInteraction(**kw)
+        )
         n_pairs = self.bilinear_p.n_pairs
         d_in = 2 * n_pairs * d_embedding if n_pairs else n_fields * d_embedding
         layers: list[nn.Module] = []

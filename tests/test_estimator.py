@@ -1,0 +1,245 @@
+import io
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FAST, make_mixed
+from numpy.testing import assert_array_equal
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_fibinet import FiBiNETClassifier
+
+
+def test_fit_predict_learns_signal(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST).fit(X, y)
+    assert clf.n_features_in_ == 5
+    assert_array_equal(clf.feature_names_in_, X.columns)
+    assert_array_equal(clf.classes_, [0, 1])
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert roc_auc_score(y, proba[:, 1]) > 0.85
+    assert clf.score(X, y) > 0.75
+    assert 1 <= clf.n_iter_ <= FAST["max_epochs"]
+
+
+def test_string_labels_are_returned(mixed):
+    X, y = mixed
+    labels = np.where(y == 1, "yes", "no")
+    clf = FiBiNETClassifier(**FAST).fit(X, labels)
+    assert set(clf.predict(X)) <= {"no", "yes"}
+    assert clf.predict(X).dtype == labels.dtype
+    bools = FiBiNETClassifier(**FAST).fit(X, y == 1).predict(X)
+    assert bools.dtype == bool
+
+
+def test_multiclass_softmax(mixed):
+    X, _ = mixed
+    y = np.array(["a", "b", "c"])[X["size"].cat.codes.to_numpy()]
+    clf = FiBiNETClassifier(**FAST).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.score(X, y) > 0.95  # the class is a column
+
+
+def test_unseen_and_missing_categories_at_predict(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST).fit(X, y)
+    new = X.head(4).copy()
+    new["color"] = pd.Series(["purple", None, "red", "never-seen"], dtype="str")
+    new["size"] = pd.Categorical(["XXL", None, "S", "M"])
+    new["amount"] = [np.nan, 1.0, np.nan, 0.0]
+    proba = clf.predict_proba(new)
+    assert np.isfinite(proba).all()
+
+
+def test_columns_matched_by_name(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST).fit(X, y)
+    shuffled = X[["noise", "amount", "flag", "size", "color"]]
+    assert_array_equal(clf.predict_proba(shuffled), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="missing columns \\['noise'\\]"):
+        clf.predict(X.drop(columns="noise"))
+    with pytest.raises(ValueError, match="unexpected columns \\['extra'\\]"):
+        clf.predict(X.assign(extra=1.0))
+
+
+def test_same_seed_same_probabilities_and_global_rng_untouched(mixed):
+    X, y = mixed
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = FiBiNETClassifier(**FAST).fit(X, y).predict_proba(X)
+    after = torch.rand(3)
+    assert torch.equal(before, after)
+    b = FiBiNETClassifier(**FAST).fit(X, y).predict_proba(X)
+    assert_array_equal(a, b)
+    c = FiBiNETClassifier(**{**FAST, "random_state": 1}).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, c)
+
+
+def test_sample_weight_really_weights_the_loss(mixed):
+    X, y = mixed
+    w = np.where(y == 1, 20.0, 1.0)
+    plain = FiBiNETClassifier(**FAST).fit(X, y).predict_proba(X)[:, 1].mean()
+    heavy = FiBiNETClassifier(**FAST).fit(X, y, sample_weight=w).predict_proba(X)[:, 1]
+    assert heavy.mean() > plain + 0.1
+    # scaling all weights does not change the fit
+    a = FiBiNETClassifier(**FAST).fit(X, y, sample_weight=np.full(len(y), 3.0))
+    b = FiBiNETClassifier(**FAST).fit(X, y)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-5)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 1.0, 1: 20.0}])
+def test_class_weight_shifts_probabilities(mixed, class_weight):
+    X, y = mixed
+    keep = (y == 0) | (np.arange(len(y)) % 5 == 0)  # make positives rare
+    X, y = X[keep], y[keep]
+    plain = FiBiNETClassifier(**FAST).fit(X, y).predict_proba(X)[:, 1].mean()
+    clf = FiBiNETClassifier(**FAST, class_weight=class_weight).fit(X, y)
+    assert clf.predict_proba(X)[:, 1].mean() > plain + 0.05
+
+
+def test_early_stopping_restores_best_epoch():
+    X, y = make_mixed(n=1500)
+    clf = FiBiNETClassifier(
+        **{**FAST, "max_epochs": 60, "learning_rate": 3e-2},
+        dropout=0.0,
+        early_stopping=True,
+        n_iter_no_change=2,
+    ).fit(X, y)
+    history = clf.net_.history
+    losses = history[:, "valid_loss"]
+    assert clf.n_iter_ == len(history) < 60
+    best = int(np.argmin(losses))
+    assert best == len(losses) - 1 - 2  # stopped after the patience ran out
+    # the restored weights give the best epoch's validation loss
+    assert history[best, "valid_loss_best"]
+    assert "valid_auc" in history[-1]
+
+
+def test_early_stopping_auto_depends_on_size(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST).fit(X, y)
+    assert "valid_loss" not in clf.net_.history[-1]
+
+
+def test_verbose(mixed, capsys):
+    X, y = mixed
+    FiBiNETClassifier(**FAST, verbose=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+    FiBiNETClassifier(**{**FAST, "max_epochs": 2}, verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and out.count("\n") >= 4
+
+
+def test_clone_pickle_joblib_round_trips(mixed, tmp_path):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST).fit(X, y)
+    expected = clf.predict_proba(X)
+    assert clone(clf).get_params() == clf.get_params()
+    assert not hasattr(clone(clf), "net_")
+    restored = pickle.loads(pickle.dumps(clf))
+    assert_array_equal(restored.predict_proba(X), expected)
+    joblib.dump(clf, tmp_path / "model.joblib")
+    assert_array_equal(
+        joblib.load(tmp_path / "model.joblib").predict_proba(X), expected
+    )
+    buffer = io.BytesIO()
+    pickle.dump(clf, buffer)
+    buffer.seek(0)
+    assert_array_equal(pickle.load(buffer).predict(X), clf.predict(X))
+
+
+def test_pipeline_with_column_transformer_pandas_output(mixed):
+    X, y = mixed
+    pre = ColumnTransformer(
+        [("scale", StandardScaler(), ["amount", "noise"])],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    pipe = Pipeline([("pre", pre), ("clf", FiBiNETClassifier(**FAST))]).fit(X, y)
+    encoder = pipe[-1].encoder_
+    assert encoder.categorical_mask_.sum() == 3  # dtypes survived the transformer
+    assert roc_auc_score(y, pipe.predict_proba(X)[:, 1]) > 0.85
+
+
+def test_grid_search_parallel(mixed):
+    X, y = mixed
+    search = GridSearchCV(
+        FiBiNETClassifier(**{**FAST, "max_epochs": 3}),
+        {"embedding_dim": [4, 8], "bilinear_type": ["all", "interaction"]},
+        cv=2,
+        scoring="roc_auc",
+        n_jobs=2,
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_score_ > 0.7
+    assert search.best_estimator_.predict(X).shape == (len(X),)
+
+
+def test_cross_val_score_roc_auc(mixed):
+    X, y = mixed
+    scores = cross_val_score(FiBiNETClassifier(**FAST), X, y, cv=3, scoring="roc_auc")
+    assert scores.shape == (3,) and scores.min() > 0.75
+
+
+def test_calibrated_classifier(mixed):
+    X, y = mixed
+    cal = CalibratedClassifierCV(FiBiNETClassifier(**FAST), cv=2).fit(X, y)
+    proba = cal.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert roc_auc_score(y, proba[:, 1]) > 0.8
+
+
+def test_numpy_input_is_numeric_and_categorical_by_index():
+    X, y = make_mixed()
+    arr = X[["amount", "noise"]].to_numpy()
+    clf = FiBiNETClassifier(**FAST).fit(arr, y)
+    assert not hasattr(clf, "feature_names_in_")
+    assert not clf.encoder_.categorical_mask_.any()
+    obj = X[["color", "amount"]].to_numpy(dtype=object)
+    clf = FiBiNETClassifier(**FAST, categorical_features=[0]).fit(obj, y)
+    assert clf.encoder_.categorical_mask_.tolist() == [True, False]
+    assert np.isfinite(clf.predict_proba(obj)).all()
+
+
+def test_categorical_features_by_name_on_numbers(mixed):
+    X, y = mixed
+    X = X.assign(code=np.arange(len(X)) % 7)
+    clf = FiBiNETClassifier(**FAST, categorical_features=["color", "size", "code"])
+    clf.fit(X, y)
+    assert clf.encoder_.categorical_mask_.tolist() == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_single_class_is_a_clear_error(mixed):
+    X, _ = mixed
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        FiBiNETClassifier(**FAST).fit(X, np.zeros(len(X)))
+
+
+def test_bad_device_is_a_clear_error(mixed):
+    X, y = mixed
+    with pytest.raises(ValueError, match="device"):
+        FiBiNETClassifier(**FAST, device="tpu").fit(X, y)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            FiBiNETClassifier(**FAST, device="cuda").fit(X, y)

@@ -1,0 +1,125 @@
+import itertools
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from sk_fibinet._network import (
+    BILINEAR_TYPES,
+    BilinearInteraction,
+    FiBiNET,
+    FieldEmbedding,
+    SENETLayer,
+)
+
+
+def naive_bilinear(layer: BilinearInteraction, e: torch.Tensor) -> torch.Tensor:
+    """Reference: an explicit Python loop over field pairs."""
+    n_fields = e.shape[1]
+    out = []
+    for k, (i, j) in enumerate(itertools.combinations(range(n_fields), 2)):
+        w = {"all": 0, "each": i, "interaction": k}[layer.bilinear_type]
+        out.append((e[:, i] @ layer.weight[w]) * e[:, j])
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
+@pytest.mark.parametrize("n_fields", [2, 3, 7])
+def test_vectorized_bilinear_equals_naive_loop(bilinear_type, n_fields):
+    torch.manual_seed(0)
+    layer = BilinearInteraction(
+        n_fields=n_fields, d_embedding=5, bilinear_type=bilinear_type
+    )
+    e = torch.randn(11, n_fields, 5)
+    assert_close(layer(e), naive_bilinear(layer, e), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
+def test_bilinear_output_shape(bilinear_type):
+    layer = BilinearInteraction(n_fields=6, d_embedding=4, bilinear_type=bilinear_type)
+    assert layer(torch.randn(3, 6, 4)).shape == (3, 15, 4)
+
+
+@pytest.mark.parametrize(
+    "bilinear_type, n_matrices",
+    [
+        ("all", lambda f: 1),
+        ("each", lambda f: f - 1),
+        ("interaction", lambda f: f * (f - 1) // 2),
+    ],
+)
+@pytest.mark.parametrize("shared", [False, True])
+def test_bilinear_parameter_counts_follow_the_formulas(
+    bilinear_type, n_matrices, shared
+):
+    n_fields, d = 9, 6
+    net = FiBiNET(
+        cardinalities=[5] * n_fields,
+        d_embedding=d,
+        bilinear_type=bilinear_type,
+        shared_bilinear=shared,
+    )
+    params = {p for m in (net.bilinear_p, net.bilinear_q) for p in m.parameters()}
+    expected = n_matrices(n_fields) * d * d * (1 if shared else 2)
+    assert sum(p.numel() for p in params) == expected
+
+
+def test_senet_reduction_and_weights():
+    senet = SENETLayer(n_fields=10, reduction_ratio=3)
+    assert senet.excitation[0].weight.shape == (3, 10)  # max(1, 10 // 3)
+    assert SENETLayer(n_fields=2, reduction_ratio=3).excitation[0].weight.shape == (
+        1,
+        2,
+    )
+    e = torch.randn(4, 10, 8)
+    a = senet.field_weights(e)
+    assert a.shape == (4, 10)
+    assert (a >= 0).all()
+    assert_close(senet(e), e * a.unsqueeze(-1))
+    sig = SENETLayer(n_fields=10, activation="sigmoid").field_weights(e)
+    assert ((sig > 0) & (sig < 1)).all()
+
+
+def test_field_embedding_uses_offsets():
+    emb = FieldEmbedding(cardinalities=[2, 3], d_embedding=4)
+    out = emb(torch.tensor([[1, 2]]))
+    assert_close(out[0, 0], emb.embedding.weight[1])
+    assert_close(out[0, 1], emb.embedding.weight[2 + 2])
+
+
+@pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
+@pytest.mark.parametrize("n_fields", [1, 2, 5])
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_fibinet_output_shapes(bilinear_type, n_fields, n_outputs):
+    net = FiBiNET(
+        cardinalities=[4] * n_fields,
+        d_embedding=3,
+        bilinear_type=bilinear_type,
+        d_hidden=(8, 4),
+        n_outputs=n_outputs,
+    )
+    x = torch.randint(0, 4, (6, n_fields))
+    logits = net(x)
+    assert logits.shape == (6, n_outputs)
+    logits.sum().backward()  # a single field (no pairs) still trains
+    assert net.embedding.embedding.weight.grad is not None
+
+
+def test_linear_part_is_optional_and_first_order():
+    net = FiBiNET(cardinalities=[3, 3], d_embedding=2, d_hidden=(), linear=True)
+    assert net.linear is not None
+    assert FiBiNET(cardinalities=[3, 3], d_embedding=2, linear=False).linear is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(cardinalities=[], d_embedding=2),
+        dict(cardinalities=[0, 2], d_embedding=2),
+        dict(cardinalities=[2, 2], d_embedding=0),
+        dict(cardinalities=[2, 2], d_embedding=2, bilinear_type="pairs"),
+    ],
+)
+def test_bad_sizes_fail_fast(kwargs):
+    with pytest.raises(ValueError):
+        FiBiNET(**kwargs)
