@@ -265,6 +265,12 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         Column names, when ``X`` was a DataFrame with string column names.
     n_iter_ : int
         Number of epochs run.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        SENET field importance: the excitation weight of each field (the factor
+        the SENET layer multiplies its embedding by), averaged over all rows
+        passed to ``fit`` (the validation rows included) with the final
+        weights, then divided by the sum over fields so the values add up to 1.
+        Non-negative, in ``feature_names_in_`` order.
     encoder_ : FieldEncoder
         Fitted column-to-field encoder.
     net_ : skorch.NeuralNet
@@ -551,6 +557,12 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             self.net_.fit(train_ds, None)
         self.n_iter_ = len(self.net_.history)
+        weights = self._field_weights(_CodesDataset(codes))  # (n, F)
+        mean_weights = weights.mean(axis=0)  # (F,)
+        total = mean_weights.sum()
+        self.feature_importances_ = (
+            mean_weights / total if total > 0 else np.full_like(mean_weights, 0.0)
+        )
         return self
 
     def _build_net(
@@ -593,6 +605,99 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X) -> torch.Tensor:
         dataset = self._encode(X)
         return self.net_.forward(dataset, training=False)  # (n, n_outputs)
+
+    @torch.no_grad()
+    def _field_weights(self, dataset: _CodesDataset) -> np.ndarray:
+        """SENET excitation weights ``A`` for every row, shape ``(n, F)``."""
+        module = self.net_.module_
+        was_training = module.training
+        module.eval()
+        device = self.net_.device
+        out = []
+        try:
+            for codes, _ in _BatchIterator(dataset, _PREDICT_BATCH_SIZE, None):
+                e = module.embedding(codes.to(device))  # (batch, F, d)
+                out.append(module.senet.field_weights(e).cpu())  # (batch, F)
+        finally:
+            module.train(was_training)
+        return torch.cat(out).to(torch.float64).numpy()  # (n, F)
+
+    def _column_names(self) -> list[str]:
+        return list(self.encoder_.column_names_)
+
+    def field_weights(self, X) -> pd.DataFrame:
+        """Per-row SENET field weights.
+
+        The SENET layer squeezes every field embedding to its mean and maps the
+        ``F`` means to one non-negative weight per field; the network multiplies
+        each field's embedding by its weight before the second bilinear branch.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        weights : DataFrame of shape (n_samples, n_features)
+            One column per input column, indexed like ``X`` (a RangeIndex for
+            arrays).
+        """
+        dataset = self._encode(X)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(
+            self._field_weights(dataset), index=index, columns=self._column_names()
+        )
+
+    @torch.no_grad()
+    def interaction_strengths(self, X) -> pd.DataFrame:
+        """How strongly every pair of fields feeds the DNN, averaged over ``X``.
+
+        For pair ``(i, j)`` the bilinear layers produce ``p_ij`` (plain
+        embeddings) and ``q_ij`` (SENET embeddings), each of width ``d``. Their
+        contribution to the first hidden layer is ``W_p,ij p_ij + W_q,ij q_ij``,
+        where ``W_p,ij`` and ``W_q,ij`` are the columns of the first DNN layer
+        that read them. The strength of the pair is the L2 norm of that
+        contribution, averaged over the rows of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        strengths : DataFrame of shape (n_features, n_features)
+            Symmetric, indexed and labelled by input column; the diagonal is 0.
+        """
+        dataset = self._encode(X)
+        module = self.net_.module_
+        names = self._column_names()
+        n_fields = len(names)
+        n_pairs = module.bilinear_p.n_pairs
+        strengths = np.zeros(n_fields * (n_fields - 1) // 2)
+        if n_pairs:
+            first = module.dnn[0].weight  # (h, 2 P d)
+            h, d = first.shape[0], module.embedding.embedding.embedding_dim
+            w = first.view(h, 2, n_pairs, d)  # (h, branch, P, d)
+            was_training = module.training
+            module.eval()
+            device = self.net_.device
+            try:
+                for codes, _ in _BatchIterator(dataset, _PREDICT_BATCH_SIZE, None):
+                    e = module.embedding(codes.to(device))  # (batch, F, d)
+                    v = module.senet(e)  # (batch, F, d)
+                    p = module.bilinear_p(e)  # (batch, P, d)
+                    q = module.bilinear_q(v)  # (batch, P, d)
+                    c = torch.einsum("bpd,hpd->bph", p, w[:, 0])  # (batch, P, h)
+                    c = c + torch.einsum("bpd,hpd->bph", q, w[:, 1])  # (batch, P, h)
+                    strengths += c.norm(dim=-1).sum(0).cpu().double().numpy()  # (P,)
+            finally:
+                module.train(was_training)
+            strengths /= len(dataset)
+        matrix = np.zeros((n_fields, n_fields))
+        left, right = np.triu_indices(n_fields, k=1)
+        matrix[left, right] = strengths
+        matrix[right, left] = strengths
+        return pd.DataFrame(matrix, index=names, columns=names)
 
     def predict_proba(self, X):
         """Class probabilities.
