@@ -262,6 +262,17 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     def _encode_categorical(col, vocab, name) -> np.ndarray:
         if isinstance(col, pd.Series) and isinstance(col.dtype, pd.CategoricalDtype):
             col = col.astype(object)
+        if (
+            isinstance(col, pd.Series)
+            and len(vocab)
+            and vocab.inferred_type == "string"
+            and pd.api.types.is_numeric_dtype(col.dtype)
+            and not pd.api.types.is_bool_dtype(col.dtype)
+        ):
+            raise ValueError(
+                f"Column {name!r} held text categories in fit but has numeric dtype "
+                f"{col.dtype} here; pass the same kind of values as in fit."
+            )
         values = pd.Index(col, copy=False) if not isinstance(col, pd.Index) else col
         found = vocab.get_indexer(values)  # -1 where unknown or missing
         out = np.where(found >= 0, found + N_RESERVED, OTHER_CODE)

@@ -218,8 +218,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         One shared ``d x d`` matrix, one per field, or one per field pair.
     shared_bilinear : bool, default=False
         Share the bilinear weights between the plain and the SENET branch.
-    hidden_layer_sizes : tuple of int, default=(256, 128)
-        Widths of the DNN's hidden layers.
+    hidden_layer_sizes : int or tuple of int, default=(256, 128)
+        Widths of the DNN's hidden layers; ``()`` for none.
     dropout : float, default=0.1
         Dropout after every hidden layer.
     linear : bool, default=True
@@ -296,7 +296,10 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         "senet_activation": [StrOptions({"relu", "sigmoid"})],
         "bilinear_type": [StrOptions(set(BILINEAR_TYPES))],
         "shared_bilinear": ["boolean"],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "linear": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -376,7 +379,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"X has duplicate column names: {duplicated}.")
             if not reset and hasattr(self, "feature_names_in_"):
                 X = self._align_columns(X)
-            if X.shape[0] == 0:
+            if reset and X.shape[0] == 0:
                 raise ValueError(
                     f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
                     "of 1 is required."
@@ -400,6 +403,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             reset=reset,
             dtype=np.float64 if numeric_only else None,
             ensure_all_finite=False,
+            ensure_min_samples=1 if reset else 0,
         )
 
     def _align_columns(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -428,6 +432,18 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         elif y.dtype.kind == "O" or isinstance(y.dtype, pd.StringDtype):
             if pd.isna(y).any():
                 raise ValueError("Input y contains missing values (None or NaN).")
+            kinds = {
+                "number"
+                if isinstance(v, Real) and not isinstance(v, bool)
+                else type(v).__name__
+                for v in y
+            }
+            if len(kinds) > 1:
+                raise TypeError(
+                    f"y mixes label types {sorted(kinds)}; use labels of one type."
+                )
+        if y.shape[0] == 0:
+            raise ValueError("y is empty: found 0 samples.")
         check_classification_targets(y)
         return y
 
@@ -451,8 +467,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         device = _check_device(self.device)
-        hidden = tuple(int(h) for h in self.hidden_layer_sizes)
-        if any(h < 1 for h in hidden):
+        hidden = self.hidden_layer_sizes
+        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        if not all(isinstance(h, Integral) and not isinstance(h, bool) for h in hidden):
+            raise TypeError(
+                "hidden_layer_sizes must be an int or a tuple of ints, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if any(h < 1 for h in hidden):  # ints, checked above
             raise ValueError(
                 "hidden_layer_sizes must hold positive ints, got "
                 f"{self.hidden_layer_sizes!r}."
@@ -604,6 +626,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X) -> torch.Tensor:
         dataset = self._encode(X)
+        if len(dataset) == 0:
+            n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
+            return torch.empty(0, n_outputs)  # (0, n_outputs)
         return self.net_.forward(dataset, training=False)  # (n, n_outputs)
 
     @torch.no_grad()
