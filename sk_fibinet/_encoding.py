@@ -7,8 +7,9 @@ Every input column becomes one embedding *field*:
   fewer than ``min_frequency`` times in training and for values never seen in
   training, codes ``2..`` for the known categories, most frequent first;
 * a numeric column is cut into at most ``n_bins`` quantile bins (exact values
-  when it has few distinct ones, as ``HistGradientBoosting`` does); code ``0``
-  is reserved for NaN, ``±inf`` fall into the outermost bins.
+  when it has few distinct ones, as ``HistGradientBoosting`` does; a value equal
+  to an edge goes to the lower bin, so a spike of zeros keeps a bin of its own);
+  code ``0`` is reserved for NaN, ``±inf`` fall into the outermost bins.
 
 So every field's codes lie in ``[0, cardinality)`` and no value, known or not,
 can ever index outside its embedding rows.
@@ -253,7 +254,8 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
                 codes[:, j] = self._encode_categorical(col, vocab, name)
             else:
                 values = _numeric_values(col, name)
-                out = np.searchsorted(self.bin_edges_[j], values, side="right") + 1
+                # value <= edge goes to the lower bin, as in HistGradientBoosting
+                out = np.searchsorted(self.bin_edges_[j], values, side="left") + 1
                 out[np.isnan(values)] = MISSING_CODE
                 codes[:, j] = out
         return codes

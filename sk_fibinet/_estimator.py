@@ -25,7 +25,9 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
 
 from ._encoding import FieldEncoder
+from ._malloc import tune_malloc
 from ._network import BILINEAR_TYPES, FiBiNET
+from ._optim import SparseDenseAdamW
 
 _PREDICT_BATCH_SIZE = 4096
 
@@ -142,6 +144,10 @@ class _StopOnNonFinite(Callback):
                 "raise weight_decay, or check sample_weight / class_weight for "
                 "extreme values."
             )
+
+
+def _silent(*args, **kwargs):
+    """A picklable sink that prints nothing."""
 
 
 def _logits_to_proba(logits: torch.Tensor) -> np.ndarray:
@@ -467,6 +473,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         device = _check_device(self.device)
+        tune_malloc()
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
         if not all(isinstance(h, Integral) and not isinstance(h, bool) for h in hidden):
@@ -558,7 +565,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                         threshold=self.tol,
                         threshold_mode="abs",
                         load_best=True,
-                        sink=print if self.verbose else (lambda *a, **k: None),
+                        sink=print if self.verbose else _silent,
                     ),
                 ),
             ]
@@ -579,6 +586,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             self.net_.fit(train_ds, None)
         self.n_iter_ = len(self.net_.history)
+        self._fill_untrained_rows(train_ds.codes)
         weights = self._field_weights(_CodesDataset(codes))  # (n, F)
         mean_weights = weights.mean(axis=0)  # (F,)
         total = mean_weights.sum()
@@ -603,9 +611,15 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             module__dropout=float(self.dropout),
             module__linear=self.linear,
             module__n_outputs=n_outputs,
+            module__sparse=True,
             criterion=torch.nn.BCEWithLogitsLoss,  # unused: get_loss is weighted
-            optimizer=torch.optim.AdamW,
+            optimizer=SparseDenseAdamW,
             optimizer__weight_decay=self.weight_decay,
+            optimizer__fused=device.type in ("cpu", "cuda"),
+            optimizer__param_groups=[
+                ("embedding.embedding.weight", {"sparse": True}),
+                ("linear.weight", {"sparse": True}),
+            ],
             lr=self.learning_rate,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
@@ -626,10 +640,46 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X) -> torch.Tensor:
         dataset = self._encode(X)
+        tune_malloc()
         if len(dataset) == 0:
             n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
             return torch.empty(0, n_outputs)  # (0, n_outputs)
         return self.net_.forward(dataset, training=False)  # (n, n_outputs)
+
+    @torch.no_grad()
+    def _fill_untrained_rows(self, codes: torch.Tensor) -> None:
+        """Give codes never seen in training the mean embedding of their field.
+
+        Missing values in a column that had none in training, and unseen
+        categories when nothing was rare, would otherwise read rows that kept
+        their random initial values. They get the frequency-weighted mean of the
+        field's trained rows instead (embedding and linear weights alike).
+        """
+        module = self.net_.module_
+        offsets = module.embedding.offsets.cpu()  # (F,)
+        cardinalities = torch.tensor(self.encoder_.cardinalities_)  # (F,)
+        n_rows = int(cardinalities.sum())
+        ids = (codes + offsets).reshape(-1)  # (n * F,)
+        counts = torch.bincount(ids, minlength=n_rows).to(torch.float64)  # (R,)
+        untrained = counts == 0  # (R,)
+        if not untrained.any():
+            return
+        field = torch.repeat_interleave(
+            torch.arange(len(cardinalities)), cardinalities
+        )  # (R,)
+        totals = torch.zeros(len(cardinalities), dtype=torch.float64)
+        totals.index_add_(0, field, counts)  # (F,)
+        tables = [module.embedding.embedding.weight]
+        if module.linear is not None:
+            tables.append(module.linear.weight)
+        for table in tables:
+            weight = table.detach().cpu().to(torch.float64)  # (R, width)
+            sums = torch.zeros(len(cardinalities), weight.shape[1], dtype=torch.float64)
+            sums.index_add_(0, field, weight * counts[:, None])  # (F, width)
+            means = sums / totals.clamp(min=1)[:, None]  # (F, width)
+            rows = untrained.nonzero()[:, 0]  # (n_untrained,)
+            filled = means[field[rows]].to(table.dtype).to(table.device)
+            table.data[rows.to(table.device)] = filled  # (n_untrained, width)
 
     @torch.no_grad()
     def _field_weights(self, dataset: _CodesDataset) -> np.ndarray:

@@ -172,17 +172,18 @@ class BilinearInteraction(nn.Module):
         return self.left.numel()
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        et = e.transpose(0, 1)  # (F, batch, d)
+        # Pair-major layout: every gather below copies whole (batch, d) slabs, and
+        # index_select's backward is a cheap index_add_ over them.
+        et = e.transpose(0, 1).contiguous()  # (F, batch, d)
+        right = et.index_select(0, self.right)  # (P, batch, d)
         if self.bilinear_type == "all":
-            vw = e @ self.weight[0]  # (batch, F, d)
-            return vw[:, self.left] * e[:, self.right]  # (batch, P, d)
-        if self.bilinear_type == "each":
+            vw = et.index_select(0, self.left) @ self.weight[0]  # (P, batch, d)
+        elif self.bilinear_type == "each":
             vw = torch.bmm(et[:-1], self.weight)  # (F-1, batch, d)
-            p = vw[self.left] * et[self.right]  # (P, batch, d)
-            return p.transpose(0, 1)  # (batch, P, d)
-        vw = torch.bmm(et[self.left], self.weight)  # (P, batch, d)
-        p = vw * et[self.right]  # (P, batch, d)
-        return p.transpose(0, 1)  # (batch, P, d)
+            vw = vw.index_select(0, self.left)  # (P, batch, d)
+        else:
+            vw = torch.bmm(et.index_select(0, self.left), self.weight)  # (P, batch, d)
+        return (vw * right).transpose(0, 1)  # (batch, P, d)
 
 
 class FiBiNET(nn.Module):

@@ -243,3 +243,26 @@ def test_bad_device_is_a_clear_error(mixed):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             FiBiNETClassifier(**FAST, device="cuda").fit(X, y)
+
+
+def test_codes_unseen_in_training_get_the_fields_mean_embedding(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST).fit(X, y)  # no missing values, nothing rare
+    module = clf.net_.module_
+    field = list(X.columns).index("color")
+    start = int(module.embedding.offsets[field])
+    table = module.embedding.embedding.weight.detach()
+    codes = clf.encoder_.transform(X)[:, field]
+    counts = np.bincount(codes, minlength=clf.encoder_.cardinalities_[field])
+    assert counts[0] == counts[1] == 0  # missing and "other" never seen
+    rows = table[start : start + len(counts)].double().numpy()
+    expected = (rows * counts[:, None]).sum(0) / counts.sum()
+    np.testing.assert_allclose(rows[0], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(rows[1], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_pickle_with_early_stopping_on(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST, early_stopping=True).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))

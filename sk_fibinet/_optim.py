@@ -1,0 +1,110 @@
+"""AdamW for dense parameters, lazy Adam for embedding tables (torch only)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class SparseDenseAdamW(torch.optim.Optimizer):
+    """AdamW on dense gradients, lazy (row-wise) Adam on sparse gradients.
+
+    Embedding tables with ``sparse=True`` produce gradients for the rows a batch
+    touched only. ``torch.optim.SparseAdam`` updates just those rows and their
+    moments, instead of zeroing, scattering into and stepping over the whole
+    table every step; every other parameter goes to ``torch.optim.AdamW``
+    (fused where the device supports it). Parameter groups flagged
+    ``{"sparse": True}`` go to the lazy optimizer, which applies no weight decay.
+
+    Parameters
+    ----------
+    params : iterable of parameters or dicts
+        Parameters or parameter groups; a group may set ``sparse=True``.
+    lr : float, default=1e-3
+    betas : tuple of float, default=(0.9, 0.999)
+    eps : float, default=1e-8
+    weight_decay : float, default=0.0
+        Decoupled weight decay of the dense parameters.
+    fused : bool or None, default=None
+        Passed to ``torch.optim.AdamW``.
+
+    Examples
+    --------
+    >>> emb = torch.nn.Embedding(10, 3, sparse=True)
+    >>> lin = torch.nn.Linear(3, 1)
+    >>> opt = SparseDenseAdamW(
+    ...     [{"params": emb.parameters(), "sparse": True}, {"params": lin.parameters()}]
+    ... )
+    >>> lin(emb(torch.tensor([1, 2]))).sum().backward()
+    >>> opt.step()
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        fused=None,
+    ):
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, sparse=False
+        )
+        super().__init__(params, defaults)
+        self.fused = fused
+        dense = [g for g in self.param_groups if not g["sparse"]]
+        sparse = [g for g in self.param_groups if g["sparse"]]
+        self._dense = (
+            torch.optim.AdamW(
+                [{"params": g["params"]} for g in dense], lr=lr, fused=fused
+            )
+            if dense
+            else None
+        )
+        self._sparse = (
+            torch.optim.SparseAdam([{"params": g["params"]} for g in sparse], lr=lr)
+            if sparse
+            else None
+        )
+        self._pairs = [(g, inner) for g, inner in self._inner_groups(dense, sparse)]
+
+    def _inner_groups(self, dense, sparse):
+        if self._dense is not None:
+            yield from zip(dense, self._dense.param_groups, strict=True)
+        if self._sparse is not None:
+            yield from zip(sparse, self._sparse.param_groups, strict=True)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Run ``closure`` (if given) once, then update all parameters."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for outer, inner in self._pairs:  # follow LR schedulers on the outer groups
+            inner["lr"] = outer["lr"]
+            inner["betas"] = outer["betas"]
+            inner["eps"] = outer["eps"]
+            if "weight_decay" in inner:
+                inner["weight_decay"] = outer["weight_decay"]
+        if self._dense is not None:
+            self._dense.step()
+        if self._sparse is not None:
+            self._sparse.step()
+        return loss
+
+    def state_dict(self):
+        return {
+            "dense": None if self._dense is None else self._dense.state_dict(),
+            "sparse": None if self._sparse is None else self._sparse.state_dict(),
+            "groups": super().state_dict()["param_groups"],
+        }
+
+    def load_state_dict(self, state_dict):
+        if self._dense is not None:
+            self._dense.load_state_dict(state_dict["dense"])
+        if self._sparse is not None:
+            self._sparse.load_state_dict(state_dict["sparse"])
+        for group, saved in zip(self.param_groups, state_dict["groups"], strict=True):
+            for key in ("lr", "betas", "eps", "weight_decay"):
+                group[key] = saved[key]
