@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
-import warnings
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -97,105 +95,6 @@ html_theme_options = {
 html_show_sourcelink = False
 
 
-# -- Docstring fix-ups -----------------------------------------------------------
-# These work around details of the package's docstrings in the docs build
-# instead of in the package. Each hook edits the reST lines autodoc hands over,
-# before numpydoc parses them, and becomes a no-op once the docstring is fixed.
-
-# numpydoc also parses class docstrings for their signatures and warns about the
-# "Shape" section there (a Python warning, not a Sphinx one); the section itself
-# is handled below.
-warnings.filterwarnings(
-    "ignore", message=r"Unknown section Shape", category=UserWarning
-)
-
-# The torch modules in sk_fibinet._network document their tensor shapes in a
-# "Shape" section. numpydoc does not know that section and would drop it, so it
-# is moved into "Notes" (created when missing) before numpydoc parses it.
-_SECTION = re.compile(r"^([A-Z][A-Za-z ]*)$")
-
-
-def _section_bounds(lines: list[str], title: str) -> tuple[int, int] | None:
-    """Start (the title line) and end (exclusive) of a numpydoc section."""
-    for i in range(len(lines) - 1):
-        if lines[i].strip() == title and set(lines[i + 1].strip()) == {"-"}:
-            end = len(lines)
-            for j in range(i + 2, len(lines) - 1):
-                if _SECTION.match(lines[j].strip()) and set(lines[j + 1].strip()) == {
-                    "-"
-                }:
-                    end = j
-                    break
-            return i, end
-    return None
-
-
-def _move_shape_into_notes(app, what, name, obj, options, lines):
-    bounds = _section_bounds(lines, "Shape")
-    if bounds is None:
-        return
-    start, end = bounds
-    body = lines[start + 2 : end]
-    while body and not body[-1].strip():
-        body.pop()
-    del lines[start:end]
-    shape = ["**Shape**", ""] + body + [""]
-    notes = _section_bounds(lines, "Notes")
-    if notes is None:
-        examples = _section_bounds(lines, "Examples")
-        at = examples[0] if examples else len(lines)
-        lines[at:at] = ["Notes", "-----"] + shape
-    else:
-        at = notes[0] + 2
-        lines[at:at] = shape
-
-
-# A "name : type" line of a numpydoc parameter list. In the type, a word ending
-# in "_" (``(n_features_in_,)``) would be read by reST as a hyperlink reference.
-_PARAM_LINE = re.compile(r"^(\s*\**\w+\s:\s)(.*)$")
-_TRAILING_UNDERSCORE = re.compile(r"\b([A-Za-z]\w*?)_(?=[\s,.)\]]|$)")
-
-
-def _escape_type_underscores(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        match = _PARAM_LINE.match(line)
-        if match and "`" not in match.group(2):
-            lines[i] = match.group(1) + _TRAILING_UNDERSCORE.sub(
-                r"\1\\_", match.group(2)
-            )
-
-
-# A two-column simple table whose cells overflow their "=" borders (reST reads
-# text in the column margin as a malformed table): re-lay it out.
-_BORDER = re.compile(r"^(\s*)=+( +)=+\s*$")
-
-
-def _relayout_two_column_tables(app, what, name, obj, options, lines):
-    i = 0
-    while i < len(lines):
-        top = _BORDER.match(lines[i])
-        if not top:
-            i += 1
-            continue
-        indent = top.group(1)
-        end = next(
-            (j for j in range(i + 1, len(lines)) if _BORDER.match(lines[j])), None
-        )
-        if end is None:
-            return
-        rows = [re.split(r"\s{2,}", r.strip(), maxsplit=1) for r in lines[i + 1 : end]]
-        if not all(len(r) == 2 for r in rows):
-            i = end + 1
-            continue
-        w0 = max(len(r[0]) for r in rows)
-        w1 = max(len(r[1]) for r in rows)
-        border = f"{indent}{'=' * w0}  {'=' * w1}"
-        lines[i] = lines[end] = border
-        for k, (left, right) in enumerate(rows, start=i + 1):
-            lines[k] = f"{indent}{left.ljust(w0)}  {right.rjust(w1)}"
-        i = end + 1
-
-
 # -- Optional API entries ---------------------------------------------------------
 # Functions that are being added to the package. They are documented in the API
 # reference as soon as they can be imported; until then the pages mention them
@@ -240,12 +139,4 @@ def _insert_optional_api(app, docname, source):
 
 
 def setup(app):
-    # numpydoc connects to autodoc-process-docstring at the default priority
-    # (500); run first so that numpydoc sees the rewritten sections.
-    for hook in (
-        _move_shape_into_notes,
-        _escape_type_underscores,
-        _relayout_two_column_tables,
-    ):
-        app.connect("autodoc-process-docstring", hook, priority=100)
     app.connect("source-read", _insert_optional_api)

@@ -170,6 +170,9 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     categorical_mask_ : ndarray of bool of shape (n_features,)
+        Which columns are encoded as categorical.
+    column_names_ : list of str
+        Column names (positions for arrays), as strings.
     cardinalities_ : list of int
         Number of codes of each field (reserved codes included).
     vocabularies_ : list of pandas.Index or None

@@ -231,9 +231,11 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     linear : bool, default=True
         Add the first-order (logistic-regression) part.
     learning_rate : float, default=1e-3
-        AdamW learning rate.
+        Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
+        (only the rows a batch touches) for the embedding tables.
     weight_decay : float, default=0.0
-        AdamW (decoupled) weight decay.
+        Decoupled (AdamW) weight decay of the dense weights; the embedding
+        tables are not decayed.
     batch_size : int, default=512
         Training mini-batch size; batches are reshuffled every epoch.
     max_epochs : int, default=20
@@ -267,11 +269,11 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         Class labels.
     n_features_in_ : int
         Number of input columns.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` was a DataFrame with string column names.
     n_iter_ : int
         Number of epochs run.
-    feature_importances_ : ndarray of shape (n_features_in_,)
+    feature_importances_ : ndarray of shape (`n_features_in_`,)
         SENET field importance: the excitation weight of each field (the factor
         the SENET layer multiplies its embedding by), averaged over all rows
         passed to ``fit`` (the validation rows included) with the final

@@ -28,8 +28,10 @@ class FieldEmbedding(nn.Module):
     sparse : bool, default=False
         Produce sparse gradients (for sparse optimizers).
 
-    Shape
+    Notes
     -----
+    Shapes:
+
     - Input: ``(batch, n_fields)`` integer codes, field ``j`` in
       ``[0, cardinalities[j])``
     - Output: ``(batch, n_fields, d_embedding)``
@@ -56,6 +58,7 @@ class FieldEmbedding(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Look up ``(batch, F)`` codes, return ``(batch, F, d)`` embeddings."""
         return self.embedding(x + self.offsets)  # (batch, F, d)
 
 
@@ -70,11 +73,16 @@ class SENETLayer(nn.Module):
     Parameters
     ----------
     n_fields : int
+        Number of fields ``F``.
     reduction_ratio : int, default=3
+        The hidden excitation layer has ``max(1, F // reduction_ratio)`` units.
     activation : {"relu", "sigmoid"}, default="relu"
+        Activation after the second excitation layer.
 
-    Shape
+    Notes
     -----
+    Shapes:
+
     - Input: ``(batch, n_fields, d_embedding)``
     - Output: ``(batch, n_fields, d_embedding)``; :meth:`field_weights` gives
       ``(batch, n_fields)``
@@ -112,6 +120,7 @@ class SENETLayer(nn.Module):
         return self.excitation(z)  # (batch, F)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """Re-weight ``(batch, F, d)`` embeddings field by field."""
         a = self.field_weights(e)  # (batch, F)
         return e * a.unsqueeze(-1)  # (batch, F, d)
 
@@ -127,11 +136,16 @@ class BilinearInteraction(nn.Module):
     Parameters
     ----------
     n_fields : int
+        Number of fields ``F``.
     d_embedding : int
+        Embedding width ``d``.
     bilinear_type : {"all", "each", "interaction"}, default="interaction"
+        Which weight matrices exist (see above).
 
-    Shape
+    Notes
     -----
+    Shapes:
+
     - Input: ``(batch, n_fields, d_embedding)``
     - Output: ``(batch, n_pairs, d_embedding)`` with
       ``n_pairs = n_fields * (n_fields - 1) // 2``
@@ -169,9 +183,11 @@ class BilinearInteraction(nn.Module):
 
     @property
     def n_pairs(self) -> int:
+        """Number of field pairs ``P = F (F - 1) / 2``."""
         return self.left.numel()
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, F, d)`` embeddings to ``(batch, P, d)`` pair vectors."""
         # Pair-major layout: every gather below copies whole (batch, d) slabs, and
         # index_select's backward is a cheap index_add_ over them.
         et = e.transpose(0, 1).contiguous()  # (F, batch, d)
@@ -194,9 +210,13 @@ class FiBiNET(nn.Module):
     cardinalities : sequence of int
         Number of codes of each field.
     d_embedding : int, default=16
+        Embedding width ``d``.
     reduction_ratio : int, default=3
+        SENET reduction ratio, see :class:`SENETLayer`.
     senet_activation : {"relu", "sigmoid"}, default="relu"
+        Activation after SENET's second excitation layer.
     bilinear_type : {"all", "each", "interaction"}, default="interaction"
+        Bilinear weight sharing, see :class:`BilinearInteraction`.
     shared_bilinear : bool, default=False
         Share the bilinear weights between the plain and the SENET branch.
     d_hidden : sequence of int, default=(256, 128)
@@ -210,13 +230,13 @@ class FiBiNET(nn.Module):
     sparse : bool, default=False
         Sparse gradients for the embedding tables.
 
-    Shape
+    Notes
     -----
+    Shapes:
+
     - Input: ``(batch, n_fields)`` integer codes
     - Output: ``(batch, n_outputs)`` logits
 
-    Notes
-    -----
     The combination layer concatenates the flattened bilinear outputs of both
     branches, ``(batch, 2 P d)``. With a single field there are no pairs, and the
     flattened SENET embeddings ``(batch, d)`` feed the DNN instead.
@@ -276,6 +296,7 @@ class FiBiNET(nn.Module):
             nn.init.zeros_(self.linear.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, F)`` integer codes to ``(batch, n_outputs)`` logits."""
         e = self.embedding(x)  # (batch, F, d)
         v = self.senet(e)  # (batch, F, d)
         if self.bilinear_p.n_pairs:

@@ -63,12 +63,12 @@ def _read(split: str) -> pd.DataFrame:
 def load_adult(*, subset="train", return_X_y=False, as_frame=True):
     """Load the Adult census income data (binary classification).
 
-    ================   ==============
+    =================  ==============
     Classes                         2
     Samples (train)            32,561
     Samples (test)             16,281
-    Features          14 (6 numeric)
-    ================   ==============
+    Features           14 (6 numeric)
+    =================  ==============
 
     Parameters
     ----------
