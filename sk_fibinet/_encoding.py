@@ -148,9 +148,20 @@ def _bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
         return np.empty(0)
     distinct = np.unique(finite)
     if distinct.size <= n_bins:
-        return (distinct[:-1] + distinct[1:]) / 2
+        lo, hi = distinct[:-1], distinct[1:]
+        mid = lo / 2 + hi / 2  # halves first: no overflow near the float max
+        return np.where(mid < hi, mid, lo)  # adjacent floats: lo <= edge < hi
     quantiles = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1])
     return np.unique(quantiles)
+
+
+def _as_indexable(col):
+    """A categorical column in a form ``pd.Index`` can hash."""
+    if isinstance(col, pd.Series) and isinstance(col.dtype, pd.CategoricalDtype):
+        return col.astype(object)
+    if getattr(col, "dtype", None) == np.float16:  # pandas has no float16 index
+        return col.astype(np.float64)
+    return col
 
 
 class FieldEncoder(TransformerMixin, BaseEstimator):
@@ -219,8 +230,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
             self.column_names_, cols, self.categorical_mask_, strict=True
         ):
             if is_cat:
-                if isinstance(col.dtype, pd.CategoricalDtype):
-                    col = col.astype(object)
+                col = _as_indexable(col)
                 counts = pd.Series(col, copy=False).value_counts(dropna=True)
                 kept = counts.index[counts.to_numpy() >= self.min_frequency]
                 vocab = pd.Index(kept)
@@ -265,8 +275,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _encode_categorical(col, vocab, name) -> np.ndarray:
-        if isinstance(col, pd.Series) and isinstance(col.dtype, pd.CategoricalDtype):
-            col = col.astype(object)
+        col = _as_indexable(col)
         if (
             isinstance(col, pd.Series)
             and len(vocab)

@@ -105,9 +105,7 @@ def test_inf_and_huge_values_are_handled(mixed):
 
 def test_all_nan_columns(mixed):
     X, y = mixed
-    X = X.assign(
-        empty_num=np.nan, empty_cat=pd.Series([None] * len(X), dtype="object")
-    )
+    X = X.assign(empty_num=np.nan, empty_cat=pd.Series([None] * len(X), dtype="object"))
     clf = FiBiNETClassifier(**FAST).fit(X, y)
     assert np.isfinite(clf.predict_proba(X)).all()
 

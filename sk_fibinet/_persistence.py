@@ -1,0 +1,480 @@
+"""Save and load a fitted FiBiNETClassifier without pickle.
+
+The file is a single ``torch.save`` archive of a dict that holds only tensors
+and plain Python values (str, int, float, bool, None, lists, tuples, dicts).
+:func:`load_model` reads it with ``torch.load(..., weights_only=True)``, which
+refuses to build any other object, so loading a file never runs code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
+
+from ._encoding import FieldEncoder
+from ._estimator import FiBiNETClassifier, _check_device
+
+FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
+FORMAT_VERSION = 1
+
+_SCALARS = (str, bool, int, float)
+
+
+# --------------------------------------------------------------------- helpers
+def _plain_scalar(value):
+    """Numpy scalars to their Python equivalents; other values unchanged."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _plain(value, what: str):
+    """``value`` as nested plain Python values, or a ValueError naming ``what``."""
+    value = _plain_scalar(value)
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, (np.ndarray, pd.Index, pd.Series)):
+        return [_plain(v, what) for v in np.asarray(value, dtype=object).tolist()]
+    if isinstance(value, list):
+        return [_plain(v, what) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v, what) for v in value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            key = _plain_scalar(key)
+            if not (key is None or isinstance(key, _SCALARS)):
+                raise ValueError(
+                    f"Cannot save {what}: dict key {key!r} of type "
+                    f"{type(key).__name__} is not a str, int, float or bool."
+                )
+            out[key] = _plain(item, what)
+        return out
+    raise ValueError(
+        f"Cannot save {what}: value {value!r} of type {type(value).__name__} is "
+        "not a str, int, float, bool, None, list, tuple or dict."
+    )
+
+
+def _params_to_plain(model: FiBiNETClassifier) -> dict:
+    params = model.get_params(deep=False)
+    if params["callbacks"] is not None:
+        raise ValueError(
+            "Cannot save a model whose callbacks parameter is not None: callbacks "
+            "are arbitrary Python objects that this format does not store. Set "
+            "model.set_params(callbacks=None) before saving (the trained weights "
+            "are kept)."
+        )
+    random_state = params["random_state"]
+    if isinstance(random_state, Integral):
+        params["random_state"] = int(random_state)
+    elif random_state is not None:  # a RandomState instance: its state is lost
+        params["random_state"] = None
+    params["device"] = str(params["device"])
+    return {
+        name: _plain(value, f"parameter {name!r}") for name, value in params.items()
+    }
+
+
+def _string_dtype_spec(dtype: pd.StringDtype) -> dict:
+    na_value = dtype.na_value
+    return {
+        "storage": str(dtype.storage),
+        "na_value": "NA" if na_value is pd.NA else "nan",
+    }
+
+
+def _dtype_from_spec(spec: dict):
+    """The pandas/numpy dtype described by ``spec`` (see :func:`_index_to_plain`)."""
+    if "storage" in spec:
+        na_value = pd.NA if spec["na_value"] == "NA" else np.nan
+        try:
+            return pd.StringDtype(storage=spec["storage"], na_value=na_value)
+        except ImportError:  # e.g. pyarrow storage, pyarrow not installed here
+            return pd.StringDtype(na_value=na_value)
+    return pd.api.types.pandas_dtype(spec["dtype"])
+
+
+def _index_from_plain(spec: dict) -> pd.Index:
+    return pd.Index(spec["values"], dtype=_dtype_from_spec(spec), name=spec["name"])
+
+
+def _index_to_plain(index: pd.Index, column: str) -> dict:
+    """A vocabulary as plain values plus what is needed to rebuild it exactly."""
+    values = []
+    for value in index.tolist():
+        value = _plain_scalar(value)
+        if not isinstance(value, _SCALARS):
+            raise ValueError(
+                f"Cannot save column {column!r}: its category {value!r} has type "
+                f"{type(value).__name__}; only str, int, float and bool categories "
+                "can be saved."
+            )
+        values.append(value)
+    name = _plain_scalar(index.name)
+    spec = {
+        "dtype": str(index.dtype),
+        "values": values,
+        "name": name if name is None or isinstance(name, _SCALARS) else str(name),
+    }
+    if isinstance(index.dtype, pd.StringDtype):
+        spec.update(_string_dtype_spec(index.dtype))
+    try:
+        rebuilt = _index_from_plain(spec)
+        exact = rebuilt.dtype == index.dtype and rebuilt.equals(index)
+    except (TypeError, ValueError):
+        exact = False
+    if not exact:
+        raise ValueError(
+            f"Cannot save column {column!r}: its categories of dtype {index.dtype} "
+            "cannot be stored exactly; only str, int, float and bool categories "
+            "can be saved."
+        )
+    return spec
+
+
+def _array_to_plain(array: np.ndarray, what: str) -> dict:
+    """A 1-d label array as a list plus its numpy dtype string."""
+    values = [_plain_scalar(v) for v in array.tolist()]
+    bad = [v for v in values if not isinstance(v, _SCALARS)]
+    if bad:
+        raise ValueError(
+            f"Cannot save {what}: value {bad[0]!r} has type {type(bad[0]).__name__}; "
+            "only str, int, float and bool values can be saved."
+        )
+    spec = {"dtype": array.dtype.str, "values": values}
+    rebuilt = _array_from_plain(spec)
+    if rebuilt.dtype != array.dtype or not np.array_equal(rebuilt, array):
+        raise ValueError(
+            f"Cannot save {what}: values of dtype {array.dtype} cannot be stored "
+            "exactly."
+        )
+    return spec
+
+
+def _array_from_plain(spec: dict) -> np.ndarray:
+    dtype = np.dtype(spec["dtype"])
+    if dtype.kind == "O":
+        out = np.empty(len(spec["values"]), dtype=object)
+        out[:] = spec["values"]
+        return out
+    return np.asarray(spec["values"], dtype=dtype)
+
+
+def _json_safe(value):
+    """``value`` with every non-JSON item dropped (numpy, torch scalars converted)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    value = _plain_scalar(value)
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_json_safe(v) for v in value]
+        return [v for v in items if v is not _DROP]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                continue
+            item = _json_safe(item)
+            if item is not _DROP:
+                out[key] = item
+        return out
+    return _DROP
+
+
+_DROP = object()
+
+
+def _history_to_json(history) -> str:
+    epochs = [_json_safe(dict(epoch)) for epoch in history]
+    return json.dumps(epochs)
+
+
+def _encoder_to_plain(encoder: FieldEncoder) -> dict:
+    vocabularies = [
+        None if vocab is None else _index_to_plain(vocab, column)
+        for vocab, column in zip(
+            encoder.vocabularies_, encoder.column_names_, strict=True
+        )
+    ]
+    bin_edges = [
+        None
+        if edges is None
+        else torch.from_numpy(np.array(edges, dtype=np.float64, copy=True))
+        for edges in encoder.bin_edges_
+    ]
+    return {
+        "params": {
+            name: _plain(value, f"encoder parameter {name!r}")
+            for name, value in encoder.get_params(deep=False).items()
+        },
+        "categorical_mask": [bool(m) for m in encoder.categorical_mask_],
+        "column_names": [str(c) for c in encoder.column_names_],
+        "cardinalities": [int(c) for c in encoder.cardinalities_],
+        "vocabularies": vocabularies,
+        "bin_edges": bin_edges,
+    }
+
+
+def _encoder_from_plain(state: dict) -> FieldEncoder:
+    encoder = FieldEncoder(**state["params"])
+    encoder.categorical_mask_ = np.asarray(state["categorical_mask"], dtype=bool)
+    encoder.column_names_ = list(state["column_names"])
+    encoder.cardinalities_ = [int(c) for c in state["cardinalities"]]
+    encoder.vocabularies_ = [
+        None if spec is None else _index_from_plain(spec)
+        for spec in state["vocabularies"]
+    ]
+    encoder.bin_edges_ = [
+        None if edges is None else _float_array(edges) for edges in state["bin_edges"]
+    ]
+    return encoder
+
+
+def _float_array(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().to(torch.float64).numpy().copy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def _network_to_plain(model: FiBiNETClassifier) -> dict:
+    """What ``_build_net`` needs besides the parameters, as fit computed it."""
+    hidden = model.hidden_layer_sizes
+    hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+    return {
+        "hidden": [int(h) for h in hidden],
+        "n_outputs": 1 if len(model.classes_) == 2 else len(model.classes_),
+        "shuffle_seed": int(model.net_.shuffle_seed),
+    }
+
+
+# ------------------------------------------------------------------------ API
+def save_model(model: FiBiNETClassifier, path) -> None:
+    """Save a fitted :class:`FiBiNETClassifier` to a file that loads safely.
+
+    Parameters
+    ----------
+    model : FiBiNETClassifier
+        A fitted classifier whose ``callbacks`` parameter is None.
+    path : str, os.PathLike or binary file object
+        Where to write the file (it is overwritten if it exists).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If ``model`` is not fitted.
+    TypeError
+        If ``model`` is not a :class:`FiBiNETClassifier`.
+    ValueError
+        If ``callbacks`` is not None, or a parameter, a category of a
+        categorical column or a class label is not a str, int, float or bool
+        (the message names the parameter or the column).
+
+    See Also
+    --------
+    load_model : Read the file back.
+
+    Notes
+    -----
+    The file is one ``torch.save`` archive holding only tensors and plain Python
+    values: the hyper-parameters, the encoder's vocabularies and bin edges, the
+    classes, the training history (as JSON) and the network weights. The
+    optimizer state is not stored, so a loaded model predicts exactly like the
+    saved one but does not continue training where it stopped.
+
+    Unlike pickle or joblib, which can execute arbitrary code when they load a
+    file (never unpickle a model from an untrusted source), this format is read
+    with ``torch.load(weights_only=True)``, which cannot.
+
+    A ``random_state`` given as a ``RandomState`` instance is stored as None.
+    """
+    if not isinstance(model, FiBiNETClassifier):
+        raise TypeError(
+            f"save_model expects a FiBiNETClassifier, got {type(model).__name__}."
+        )
+    check_is_fitted(model)
+    import sk_fibinet  # here, not at import time: sk_fibinet imports this module
+
+    params = _params_to_plain(model)
+    state_dict = {
+        key: value.detach().to("cpu").clone()
+        for key, value in model.net_.module_.state_dict().items()
+    }
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "sk_fibinet_version": str(sk_fibinet.__version__),
+        "params": params,
+        "encoder": _encoder_to_plain(model.encoder_),
+        "classes": _array_to_plain(np.asarray(model.classes_), "classes_"),
+        "n_features_in": int(model.n_features_in_),
+        "feature_names_in": (
+            [str(c) for c in model.feature_names_in_]
+            if hasattr(model, "feature_names_in_")
+            else None
+        ),
+        "n_iter": int(model.n_iter_),
+        "feature_importances": torch.from_numpy(
+            np.array(model.feature_importances_, dtype=np.float64, copy=True)
+        ),
+        "network": _network_to_plain(model),
+        "history": _history_to_json(model.net_.history),
+        "state_dict": state_dict,
+    }
+    torch.save(payload, path)
+
+
+def _torch_load(file, where: str):
+    """``torch.load(weights_only=True)`` that turns "cannot read" into ValueError."""
+    try:
+        with warnings.catch_warnings():
+            # torch's note on reading a pickle (protocol > 2): we refuse it anyway
+            warnings.filterwarnings(
+                "ignore", message="Detected pickle protocol", category=UserWarning
+            )
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure means "not a file of this format"
+        # torch's own text goes on to suggest weights_only=False: keep only its start
+        detail = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:200]
+        reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        raise ValueError(
+            f"{where} is not a sk_fibinet model file written by save_model: "
+            f"torch.load(weights_only=True) cannot read it ({reason}). Pickle and "
+            "joblib files are refused on purpose, because loading them can execute "
+            "arbitrary code; load such a file only if it comes from a trusted "
+            "source, with pickle.load or joblib.load."
+        ) from exc
+
+
+def _read(path):
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "rb") as f:  # a missing file raises the usual OSError
+            return _torch_load(f, repr(os.fspath(path)))
+    return _torch_load(path, "The given file object")
+
+
+def load_model(path, *, device="cpu") -> FiBiNETClassifier:
+    """Load a classifier written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+        The file to read.
+    device : str or torch.device, default="cpu"
+        Torch device to put the network on (e.g. ``"cuda"``); the loaded
+        model's ``device`` parameter is set to it.
+
+    Returns
+    -------
+    model : FiBiNETClassifier
+        The fitted classifier; its ``predict_proba`` gives the same
+        probabilities as the saved model's (bit for bit on the same device).
+
+    Raises
+    ------
+    ValueError
+        If the file is not a sk_fibinet model file (for instance a pickle or
+        joblib file, or damaged data), if its format version is not one this
+        version of sk_fibinet reads, or if ``device`` is not available.
+    OSError
+        If the file cannot be opened.
+
+    See Also
+    --------
+    save_model : Write the file.
+
+    Notes
+    -----
+    The file is read with ``torch.load(weights_only=True)``, which only builds
+    tensors and plain Python values, so loading a file cannot execute code.
+    Loading a model with pickle or joblib can execute arbitrary code: never
+    unpickle a model from an untrusted source.
+
+    The torch global random state is left untouched. The loaded model has
+    ``callbacks=None`` and no optimizer state.
+    """
+    dev = _check_device(device)
+    payload = _read(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise ValueError(
+            "The file is not a sk_fibinet model file written by save_model (its "
+            f"format name is not {FORMAT_NAME!r})."
+        )
+    version = payload.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(
+            f"The sk_fibinet model file has an invalid format version {version!r}."
+        )
+    if version != FORMAT_VERSION:
+        import sk_fibinet
+
+        raise ValueError(
+            f"The sk_fibinet model file has format version {version} (written by "
+            f"sk_fibinet {payload.get('sk_fibinet_version', 'unknown')}), but this "
+            f"sk_fibinet ({sk_fibinet.__version__}) reads only format version "
+            f"{FORMAT_VERSION}; load it with a matching sk_fibinet version."
+        )
+    try:
+        return _rebuild(payload, device, dev)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(
+            f"The sk_fibinet model file is damaged or incomplete ({type(exc).__name__}:"
+            f" {exc})."
+        ) from exc
+
+
+def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
+    params = dict(payload["params"])
+    params["device"] = device
+    model = FiBiNETClassifier(**params)
+
+    encoder = _encoder_from_plain(payload["encoder"])
+    classes = _array_from_plain(payload["classes"])
+    network = payload["network"]
+    net = model._build_net(
+        cardinalities=encoder.cardinalities_,
+        hidden=tuple(int(h) for h in network["hidden"]),
+        n_outputs=int(network["n_outputs"]),
+        device=dev,
+        train_split=None,
+        callbacks=[],
+        seed=int(network["shuffle_seed"]),
+    )
+    # initialize() draws random initial weights: keep the caller's RNG untouched
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        net.initialize()
+    try:
+        net.module_.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"The sk_fibinet model file holds weights that do not fit its own "
+            f"parameters: {exc}"
+        ) from exc
+    net.history = History(json.loads(payload["history"]))
+
+    model.encoder_ = encoder
+    model.net_ = net
+    model.classes_ = classes
+    model.n_features_in_ = int(payload["n_features_in"])
+    if payload.get("feature_names_in") is not None:
+        names = np.empty(len(payload["feature_names_in"]), dtype=object)
+        names[:] = payload["feature_names_in"]
+        model.feature_names_in_ = names
+    model.n_iter_ = int(payload["n_iter"])
+    model.feature_importances_ = _float_array(payload["feature_importances"])
+    return model
