@@ -13,8 +13,8 @@ from conftest import FAST, make_mixed
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import NotFittedError
 
-from sk_fibinet import FiBiNETClassifier
-from sk_fibinet._persistence import FORMAT_VERSION, load_model, save_model
+from sk_fibinet import FiBiNETClassifier, load_model, save_model
+from sk_fibinet._persistence import FORMAT_VERSION
 
 SMALL = {**FAST, "max_epochs": 3}
 

@@ -13,14 +13,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from sk_fibinet import FiBiNETClassifier
+from sk_fibinet import FiBiNETClassifier, load_model, save_model
 from sk_fibinet._encoding import FieldEncoder
-from sk_fibinet import load_model, save_model
 
 TINY = dict(
     embedding_dim=2,
