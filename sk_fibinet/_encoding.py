@@ -7,8 +7,10 @@ Every input column becomes one embedding *field*:
   fewer than ``min_frequency`` times in training and for values never seen in
   training, codes ``2..`` for the known categories, most frequent first;
 * a numeric column is cut into at most ``n_bins`` quantile bins (exact values
-  when it has few distinct ones, as ``HistGradientBoosting`` does; a value equal
-  to an edge goes to the lower bin, so a spike of zeros keeps a bin of its own);
+  when it has few distinct ones, as ``HistGradientBoosting`` does; when a spike
+  of one value makes quantiles coincide, the unused budget goes to quantiles of
+  the distinct values; a value equal to an edge goes to the lower bin, so a
+  spike of zeros keeps a bin of its own);
   code ``0`` is reserved for NaN, ``±inf`` fall into the outermost bins.
 
 So every field's codes lie in ``[0, cardinality)`` and no value, known or not,
@@ -151,8 +153,17 @@ def _bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
         lo, hi = distinct[:-1], distinct[1:]
         mid = lo / 2 + hi / 2  # halves first: no overflow near the float max
         return np.where(mid < hi, mid, lo)  # adjacent floats: lo <= edge < hi
-    quantiles = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1])
-    return np.unique(quantiles)
+    # Edges at quantiles of the values. A spike (say 90% zeros) makes many of
+    # them coincide; the budget they leave goes to quantiles of the distinct
+    # values, so the tail is not left with a handful of bins.
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    for _ in range(4):  # distinct-value edges may coincide with those too
+        left = n_bins - 1 - edges.size
+        if left <= 0:
+            break
+        spread = np.quantile(distinct, np.linspace(0, 1, left + 2)[1:-1])
+        edges = np.unique(np.concatenate([edges, spread]))
+    return edges
 
 
 def _as_indexable(col):

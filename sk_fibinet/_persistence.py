@@ -329,6 +329,7 @@ def save_model(model: FiBiNETClassifier, path) -> None:
             else None
         ),
         "n_iter": int(model.n_iter_),
+        "temperature": float(model.temperature_),
         "feature_importances": torch.from_numpy(
             np.array(model.feature_importances_, dtype=np.float64, copy=True)
         ),
@@ -476,5 +477,6 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
         names[:] = payload["feature_names_in"]
         model.feature_names_in_ = names
     model.n_iter_ = int(payload["n_iter"])
+    model.temperature_ = float(payload["temperature"])
     model.feature_importances_ = _float_array(payload["feature_importances"])
     return model

@@ -266,3 +266,20 @@ def test_pickle_with_early_stopping_on(mixed):
     clf = FiBiNETClassifier(**FAST, early_stopping=True).fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
     assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+def test_temperature_scaling_fits_on_validation_and_keeps_ranking():
+    X, y = make_mixed(n=1500)
+    params = {**FAST, "max_epochs": 15, "early_stopping": True}
+    cal = FiBiNETClassifier(**params).fit(X, y)
+    raw = FiBiNETClassifier(**params, calibration=None).fit(X, y)
+    assert raw.temperature_ == 1.0
+    assert cal.temperature_ > 0 and cal.temperature_ != 1.0
+    p_cal, p_raw = cal.predict_proba(X)[:, 1], raw.predict_proba(X)[:, 1]
+    # same network, one monotone map: identical ranking, different values
+    assert_array_equal(
+        np.argsort(p_cal, kind="stable"), np.argsort(p_raw, kind="stable")
+    )
+    assert not np.allclose(p_cal, p_raw)
+    no_valid = FiBiNETClassifier(**FAST).fit(X, y)  # early stopping off
+    assert no_valid.temperature_ == 1.0

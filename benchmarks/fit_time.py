@@ -1,0 +1,56 @@
+"""Fit time of ``FiBiNETClassifier()`` with its defaults on 100k rows x 40 columns.
+
+Criteo-shaped data (27 categorical + 13 numeric columns, vocabularies up to
+1e5) from ``criteo_like.make_criteo_like``; a second draw of 20k rows is the
+held-out set. Prints fit seconds, epochs run and held-out ROC AUC / log loss::
+
+    python benchmarks/fit_time.py
+    python benchmarks/fit_time.py --params '{"embedding_dim": 8}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from sklearn.metrics import log_loss, roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from criteo_like import make_criteo_like  # noqa: E402
+
+from sk_fibinet import FiBiNETClassifier  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n-rows", type=int, default=100_000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--params", default="{}", help="JSON of parameters to try")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    # one draw, split: train and test share vocabularies and label function
+    X, y = make_criteo_like(
+        n_rows=args.n_rows + 20_000, n_categorical=27, random_state=0
+    )
+    X_tr, y_tr = X.iloc[: args.n_rows], y[: args.n_rows]
+    X_te, y_te = X.iloc[args.n_rows :], y[args.n_rows :]
+    clf = FiBiNETClassifier(random_state=0, **json.loads(args.params))
+    start = time.perf_counter()
+    clf.fit(X_tr, y_tr)
+    seconds = time.perf_counter() - start
+    proba = clf.predict_proba(X_te)[:, 1]
+    print(
+        f"{args.n_rows:,} rows x {X.shape[1]} columns, params {args.params}: "
+        f"fit {seconds:.1f} s, {clf.n_iter_} epochs, "
+        f"held-out ROC AUC {roc_auc_score(y_te, proba):.4f}, "
+        f"log loss {log_loss(y_te, proba):.4f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
