@@ -124,7 +124,7 @@ def plot_learning_curves(model, *, ax=None):
     check_is_fitted(model)
     history = model.net_.history
     epochs = np.arange(1, len(history) + 1)
-    ax = _axes(ax, (6, 4))
+    ax = _axes(ax, (6, 4.5))
     ax.plot(epochs, history[:, "train_loss"], marker="o", label="training loss")
     if "valid_loss" in history[-1]:
         valid = np.asarray(history[:, "valid_loss"], dtype=float)
@@ -143,9 +143,18 @@ def plot_learning_curves(model, *, ax=None):
         )
         auc_ax.set_ylabel("validation ROC AUC")
         lines = ax.get_lines() + auc_ax.get_lines()
-        ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     else:
-        ax.legend()
+        lines = ax.get_lines()
+    # below the axes, so that no curve on either y axis hides it
+    ax.legend(
+        lines,
+        [line.get_label() for line in lines],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        ncol=2,
+        frameon=False,
+    )
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("log loss (weighted)")
     ax.set_title("Learning curves")
