@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
 from ._encoding import FieldEncoder
@@ -290,7 +290,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         Seeds weight initialisation, shuffling, dropout and the validation
         split. Same seed and data give identical probabilities (on CPU).
     verbose : int, default=0
-        0 prints nothing; 1 prints a line per epoch.
+        0 prints nothing; 1 prints a table row per epoch (training loss,
+        validation loss and ROC AUC when early stopping holds data out, time);
+        2 adds a progress bar within each epoch (notebook-aware).
     calibration : "temperature" or None, default="temperature"
         With early stopping, divide the logits by one temperature fitted on the
         validation split after training (minimum weighted log loss; Guo et al.
@@ -612,6 +614,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                 ),
             ]
         callbacks.append(("stop_on_non_finite", _StopOnNonFinite()))
+        if self.verbose >= 2:  # a bar within each epoch (tqdm, via skorch)
+            callbacks.append(("progress_bar", ProgressBar(postfix_keys=["train_loss"])))
 
         n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
         self.net_ = self._build_net(

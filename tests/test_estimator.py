@@ -137,11 +137,23 @@ def test_early_stopping_auto_depends_on_size(mixed):
 
 def test_verbose(mixed, capsys):
     X, y = mixed
-    FiBiNETClassifier(**FAST, verbose=0).fit(X, y)
-    assert capsys.readouterr().out == ""
-    FiBiNETClassifier(**{**FAST, "max_epochs": 2}, verbose=1).fit(X, y)
+    FiBiNETClassifier(**FAST, verbose=0, early_stopping=True).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    FiBiNETClassifier(**{**FAST, "max_epochs": 2}, verbose=1, early_stopping=True).fit(
+        X, y
+    )
     out = capsys.readouterr().out
-    assert "train_loss" in out and out.count("\n") >= 4
+    assert "train_loss" in out and "valid_auc" in out and out.count("\n") >= 4
+    FiBiNETClassifier(**{**FAST, "max_epochs": 2}, verbose=2).fit(X, y)
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out
+    assert "it/s" in captured.err or "s/it" in captured.err  # the progress bar
+
+
+def test_html_repr_for_notebooks():
+    html = FiBiNETClassifier(embedding_dim=8)._repr_html_()
+    assert "FiBiNETClassifier" in html and "embedding_dim" in html
 
 
 def test_clone_pickle_joblib_round_trips(mixed, tmp_path):
@@ -281,5 +293,31 @@ def test_temperature_scaling_fits_on_validation_and_keeps_ranking():
         np.argsort(p_cal, kind="stable"), np.argsort(p_raw, kind="stable")
     )
     assert not np.allclose(p_cal, p_raw)
-    no_valid = FiBiNETClassifier(**FAST).fit(X, y)  # early stopping off
+    no_valid = FiBiNETClassifier(**FAST, early_stopping=False).fit(X, y)
     assert no_valid.temperature_ == 1.0
+
+
+def test_interaction_strengths_find_the_product_pair():
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(5)})
+    y = (X["x1"] * X["x3"] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    clf = FiBiNETClassifier(**{**FAST, "max_epochs": 12}).fit(X, y)
+    strengths = clf.interaction_strengths(X)
+    assert strengths.shape == (5, 5)
+    np.testing.assert_allclose(strengths.to_numpy(), strengths.to_numpy().T)
+    assert (np.diag(strengths.to_numpy()) == 0).all()
+    upper = strengths.where(np.triu(np.ones((5, 5), dtype=bool), k=1)).stack()
+    assert upper.idxmax() == ("x1", "x3")
+
+
+def test_field_weights_frame_and_importances(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**FAST).fit(X, y)
+    weights = clf.field_weights(X.iloc[10:20])
+    assert list(weights.columns) == list(X.columns)
+    assert weights.index.equals(X.index[10:20])
+    assert (weights.to_numpy() >= 0).all()
+    assert clf.feature_importances_.shape == (X.shape[1],)
+    assert (clf.feature_importances_ >= 0).all()
+    np.testing.assert_allclose(clf.feature_importances_.sum(), 1.0)
