@@ -37,7 +37,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -56,27 +55,6 @@ def save(fig, name):
     if OUT is not None:
         Path(OUT).mkdir(parents=True, exist_ok=True)
         fig.savefig(Path(OUT) / name, dpi=100)
-
-
-def learning_curves(model):
-    """``plot_learning_curves`` with whole epochs and the legend under the plot.
-
-    The legend moves out of the axes, where the curves would cross it.
-    """
-    ax = plot_learning_curves(model)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    legend = ax.get_legend()
-    if legend is not None:
-        labels = [text.get_text() for text in legend.texts]
-        legend.remove()
-        ax.figure.legend(
-            legend.legend_handles,
-            labels,
-            loc="outside lower center",
-            ncols=2,
-            fontsize="small",
-        )
-    return ax
 
 
 parser = argparse.ArgumentParser(description="FiBiNET on Criteo-shaped data")
@@ -188,7 +166,7 @@ print(f"normalized entropy:      {loss / base_loss:.3f}")
 # typically overfit after one or two passes over the data (the training loss
 # keeps falling while the validation loss rises), which is why early stopping
 # with a short patience matters here.
-ax = learning_curves(clf)
+ax = plot_learning_curves(clf)
 save(ax.figure, "ctr_criteo_like_learning_curves.png")
 
 # %%

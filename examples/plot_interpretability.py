@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_auc_score
 
 from sk_fibinet import FiBiNETClassifier
@@ -51,27 +50,6 @@ def save(fig, name):
     if OUT is not None:
         Path(OUT).mkdir(parents=True, exist_ok=True)
         fig.savefig(Path(OUT) / name, dpi=100)
-
-
-def learning_curves(model):
-    """``plot_learning_curves`` with whole epochs and the legend under the plot.
-
-    The legend moves out of the axes, where the curves would cross it.
-    """
-    ax = plot_learning_curves(model)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    legend = ax.get_legend()
-    if legend is not None:
-        labels = [text.get_text() for text in legend.texts]
-        legend.remove()
-        ax.figure.legend(
-            legend.legend_handles,
-            labels,
-            loc="outside lower center",
-            ncols=2,
-            fontsize="small",
-        )
-    return ax
 
 
 def top_pairs(strengths, n=5):
@@ -105,7 +83,7 @@ print(f"test ROC AUC: {roc_auc_score(y_test == '>50K', proba):.4f}")
 # The learning curves show how training went: the loss per epoch on the
 # training rows and on the rows early stopping held out; the dotted line is the
 # epoch whose weights it kept.
-ax = learning_curves(clf)
+ax = plot_learning_curves(clf)
 save(ax.figure, "interpretability_learning_curves.png")
 
 # %%
