@@ -148,8 +148,8 @@ def worker_bare(args) -> dict:
     module.eval()
     start = time.perf_counter()
     with torch.inference_mode():
-        for i in range(0, len(codes), 4096):
-            module(codes[i : i + 4096])
+        for i in range(0, len(codes), 1024):  # the estimator's predict chunk
+            module(codes[i : i + 1024])
     predict_s = time.perf_counter() - start
     return {
         "impl": "bare PyTorch loop",

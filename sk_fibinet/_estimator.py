@@ -29,7 +29,9 @@ from ._malloc import tune_malloc
 from ._network import BILINEAR_TYPES, FiBiNET
 from ._optim import SparseDenseAdamW
 
-_PREDICT_BATCH_SIZE = 4096
+_PREDICT_BATCH_SIZE = (
+    1024  # larger chunks push (chunk, pairs, d) temporaries out of cache
+)
 
 
 class _CodesDataset(torch.utils.data.Dataset):
@@ -80,7 +82,9 @@ class _FiBiNETNet(NeuralNet):
     weights reach the loss without touching the module's signature.
     """
 
-    def __init__(self, *args, shuffle_seed=0, predict_batch_size=4096, **kwargs):
+    def __init__(
+        self, *args, shuffle_seed=0, predict_batch_size=_PREDICT_BATCH_SIZE, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.shuffle_seed = shuffle_seed
         self.predict_batch_size = predict_batch_size
