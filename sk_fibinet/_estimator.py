@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -148,6 +149,17 @@ class _StopOnNonFinite(Callback):
                 "raise weight_decay, or check sample_weight / class_weight for "
                 "extreme values."
             )
+
+
+@contextmanager
+def _eval_mode(module: torch.nn.Module):
+    """Evaluation mode for the block, the previous mode restored after it."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def _silent(*args, **kwargs):
@@ -743,16 +755,12 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     def _field_weights(self, dataset: _CodesDataset) -> np.ndarray:
         """SENET excitation weights ``A`` for every row, shape ``(n, F)``."""
         module = self.net_.module_
-        was_training = module.training
-        module.eval()
         device = self.net_.device
-        out = []
-        try:
+        out = [torch.empty(0, len(self.encoder_.cardinalities_))]  # (0, F)
+        with _eval_mode(module):
             for codes, _ in _BatchIterator(dataset, _PREDICT_BATCH_SIZE, None):
                 e = module.embedding(codes.to(device))  # (batch, F, d)
                 out.append(module.senet.field_weights(e).cpu())  # (batch, F)
-        finally:
-            module.train(was_training)
         return torch.cat(out).to(torch.float64).numpy()  # (n, F)
 
     def _column_names(self) -> list[str]:
@@ -811,10 +819,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             first = module.dnn[0].weight  # (h, 2 P d)
             h, d = first.shape[0], module.embedding.embedding.embedding_dim
             w = first.view(h, 2, n_pairs, d)  # (h, branch, P, d)
-            was_training = module.training
-            module.eval()
             device = self.net_.device
-            try:
+            with _eval_mode(module):
                 for codes, _ in _BatchIterator(dataset, _PREDICT_BATCH_SIZE, None):
                     e = module.embedding(codes.to(device))  # (batch, F, d)
                     v = module.senet(e)  # (batch, F, d)
@@ -823,9 +829,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                     c = torch.einsum("bpd,hpd->bph", p, w[:, 0])  # (batch, P, h)
                     c = c + torch.einsum("bpd,hpd->bph", q, w[:, 1])  # (batch, P, h)
                     strengths += c.norm(dim=-1).sum(0).cpu().double().numpy()  # (P,)
-            finally:
-                module.train(was_training)
-            strengths /= len(dataset)
+            strengths /= max(len(dataset), 1)
         matrix = np.zeros((n_fields, n_fields))
         left, right = np.triu_indices(n_fields, k=1)
         matrix[left, right] = strengths
