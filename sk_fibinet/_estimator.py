@@ -105,26 +105,41 @@ class _FiBiNETNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = y_true.to(y_pred.device)  # (batch, 2)
         label, weight = y_true[:, 0], y_true[:, 1]  # (batch,), (batch,)
-        if y_pred.shape[1] == 1:
-            losses = torch.nn.functional.binary_cross_entropy_with_logits(
-                y_pred[:, 0], label, reduction="none"
-            )  # (batch,)
-        else:
-            losses = torch.nn.functional.cross_entropy(
-                y_pred, label.long(), reduction="none"
-            )  # (batch,)
-        return (losses * weight).mean()
+        return (_row_losses(y_pred, label) * weight).mean()
+
+
+def _row_losses(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Unreduced log loss per row: sigmoid for one logit, softmax otherwise."""
+    if logits.shape[1] == 1:
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            logits[:, 0], label.to(logits.dtype), reduction="none"
+        )  # (n,)
+    return torch.nn.functional.cross_entropy(
+        logits, label.long(), reduction="none"
+    )  # (n,)
 
 
 class _ValidScore(Callback):
-    """Record the validation ROC AUC after every epoch (binary: AUC, else OvR)."""
+    """Record the validation ROC AUC after every epoch (binary: AUC, else OvR).
 
-    def __init__(self, dataset: _CodesDataset):
-        self.dataset = dataset
+    Uses the logits of skorch's own validation pass, so the validation rows are
+    not run through the network a second time.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.logits_, self.labels_ = [], []
+
+    def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
+        if not training and y_pred is not None:
+            self.logits_.append(y_pred.detach().cpu())  # (batch, n_outputs)
+            self.labels_.append(batch[1][:, 0].long().cpu())  # (batch,)
 
     def on_epoch_end(self, net, **kwargs):
-        logits = net.forward(self.dataset, training=False)  # (n_valid, n_outputs)
-        y = self.dataset.target[:, 0].long().numpy()
+        if not self.logits_:
+            return
+        logits = torch.cat(self.logits_)  # (n_valid, n_outputs)
+        y = torch.cat(self.labels_).numpy()
+        self.logits_, self.labels_ = [], []
         proba = _logits_to_proba(logits)
         n_classes = proba.shape[1]
         if np.unique(y).size < 2:
@@ -183,15 +198,7 @@ def _fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
     label, weight = target[:, 0].double(), target[:, 1].double()  # (n,), (n,)
 
     def loss(log_t: float) -> float:
-        scaled = z / np.exp(log_t)  # (n, n_outputs)
-        if scaled.shape[1] == 1:
-            losses = torch.nn.functional.binary_cross_entropy_with_logits(
-                scaled[:, 0], label, reduction="none"
-            )  # (n,)
-        else:
-            losses = torch.nn.functional.cross_entropy(
-                scaled, label.long(), reduction="none"
-            )  # (n,)
+        losses = _row_losses(z / np.exp(log_t), label)  # (n,)
         return float((losses * weight).sum() / weight.sum())
 
     result = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded")
@@ -616,7 +623,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             valid_ds = _CodesDataset(codes[va], target[va])
             train_split = predefined_split(valid_ds)
             callbacks += [
-                ("valid_auc", _ValidScore(valid_ds)),
+                ("valid_auc", _ValidScore()),
                 (
                     "early_stopping",
                     EarlyStopping(
