@@ -90,6 +90,22 @@ class _FiBiNETNet(NeuralNet):
         self.shuffle_seed = shuffle_seed
         self.predict_batch_size = predict_batch_size
 
+    def notify(self, method_name, **cb_kwargs):
+        # skorch calls PrintLog last, so an EarlyStopping that stops training
+        # (by raising KeyboardInterrupt in on_epoch_end) used to swallow the
+        # printed row of the epoch it stopped after: run every callback, then stop.
+        if method_name != "on_epoch_end":
+            return super().notify(method_name, **cb_kwargs)
+        getattr(self, method_name)(self, **cb_kwargs)
+        stop = None
+        for _, cb in self.callbacks_:
+            try:
+                getattr(cb, method_name)(self, **cb_kwargs)
+            except KeyboardInterrupt as exc:
+                stop = exc
+        if stop is not None:
+            raise stop
+
     def get_dataset(self, X, y=None):
         if isinstance(X, _CodesDataset):
             return X

@@ -151,6 +151,21 @@ def test_verbose(mixed, capsys):
     assert "it/s" in captured.err or "s/it" in captured.err  # the progress bar
 
 
+def test_verbose_prints_the_epoch_early_stopping_stops_after(mixed, capsys):
+    X, y = mixed
+    # a large learning rate overfits at once, so early stopping fires
+    clf = FiBiNETClassifier(
+        **{**FAST, "max_epochs": 30, "learning_rate": 0.1},
+        n_iter_no_change=1,
+        early_stopping=True,
+        verbose=1,
+    ).fit(X, y)
+    out = capsys.readouterr().out
+    assert clf.n_iter_ < 30 and "Stopping since" in out
+    rows = [line.split()[0] for line in out.splitlines() if line[:7].strip().isdigit()]
+    assert rows == [str(epoch) for epoch in range(1, clf.n_iter_ + 1)]
+
+
 def test_html_repr_for_notebooks():
     html = FiBiNETClassifier(embedding_dim=8)._repr_html_()
     assert "FiBiNETClassifier" in html and "embedding_dim" in html
