@@ -136,7 +136,7 @@ def test_fused_forward_and_backward_equal_the_plain_composition(
     torch.testing.assert_close(out, ref)
     grads = torch.autograd.grad(out.sum(), list(net.parameters()))
     ref_grads = torch.autograd.grad(ref.sum(), list(net.parameters()))
-    for g, r in zip(grads, ref_grads):
+    for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r)
 
 
