@@ -255,6 +255,19 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
                 self.cardinalities_.append(1 + edges.size + 1)
         return self
 
+    def numeric_bins(self) -> list[int]:
+        """Ordered bins per field: 0 for categorical, ``B`` for a numeric field.
+
+        A numeric field's codes ``1..B`` are its bins from low to high (code 0
+        is missing).
+
+        Returns
+        -------
+        bins : list of int
+            One entry per field, in field order.
+        """
+        return [0 if e is None else e.size + 1 for e in self.bin_edges_]
+
     def transform(self, X):
         """Encode ``X`` into field codes.
 

@@ -281,7 +281,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         values, plus quantiles of the distinct values where a spike of one value
         leaves the budget unused (exact values when there are at most
         ``n_bins`` of them).
-    embedding_dim : int, default=16
+    embedding_dim : int, default=8
         Width ``d`` of every field embedding.
     reduction_ratio : int, default=3
         SENET reduction: the hidden excitation layer has
@@ -315,7 +315,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         overfits small data within a few epochs).
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified).
-    n_iter_no_change : int, default=3
+    n_iter_no_change : int, default=2
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
         Minimum decrease of the validation loss that counts as improvement.
@@ -409,7 +409,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         categorical_features="auto",
         min_frequency=5,
         n_bins=64,
-        embedding_dim=16,
+        embedding_dim=8,
         reduction_ratio=3,
         senet_activation="relu",
         bilinear_type="interaction",
@@ -423,7 +423,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         max_epochs=20,
         early_stopping="auto",
         validation_fraction=0.1,
-        n_iter_no_change=3,
+        n_iter_no_change=2,
         tol=1e-4,
         class_weight=None,
         device="cpu",
@@ -659,6 +659,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
         self.net_ = self._build_net(
             cardinalities=self.encoder_.cardinalities_,
+            numeric_bins=self.encoder_.numeric_bins(),
             hidden=hidden,
             n_outputs=n_outputs,
             device=device,
@@ -686,12 +687,22 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _build_net(
-        self, *, cardinalities, hidden, n_outputs, device, train_split, callbacks, seed
+        self,
+        *,
+        cardinalities,
+        numeric_bins,
+        hidden,
+        n_outputs,
+        device,
+        train_split,
+        callbacks,
+        seed,
     ):
         """The only place that speaks skorch's prefixed parameter names."""
         return _FiBiNETNet(
             module=FiBiNET,
             module__cardinalities=list(cardinalities),
+            module__numeric_bins=list(numeric_bins),
             module__d_embedding=self.embedding_dim,
             module__reduction_ratio=self.reduction_ratio,
             module__senet_activation=self.senet_activation,

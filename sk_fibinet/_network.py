@@ -19,6 +19,13 @@ BILINEAR_TYPES = ("all", "each", "interaction")
 class FieldEmbedding(nn.Module):
     """One embedding table for all fields, addressed through per-field offsets.
 
+    Numeric fields (quantile bins, in order) can also share coarser embeddings:
+    with ``numeric_bins`` given, the embedding of bin ``b`` of a numeric field is
+    its own vector plus one vector per coarse level, shared by the ``g``
+    neighbouring bins of its group (``g`` in ``COARSE_GROUPS``). Bins with few
+    rows borrow strength from their neighbours, while the fine vectors keep the
+    detail: a piecewise-constant code at several resolutions, one field each.
+
     Parameters
     ----------
     cardinalities : sequence of int
@@ -26,7 +33,11 @@ class FieldEmbedding(nn.Module):
     d_embedding : int
         Width of every embedding vector.
     sparse : bool, default=False
-        Produce sparse gradients (for sparse optimizers).
+        Produce sparse gradients (for sparse optimizers) for the main table.
+    numeric_bins : sequence of int or None, default=None
+        Per field, 0 for a categorical field, or the number of ordered bins
+        ``B`` of a numeric field whose codes ``1..B`` are its bins (code 0,
+        missing, has no neighbours). ``None``: no coarse levels.
 
     Notes
     -----
@@ -43,8 +54,15 @@ class FieldEmbedding(nn.Module):
     torch.Size([2, 2, 4])
     """
 
+    COARSE_GROUPS = (4, 16)
+
     def __init__(
-        self, *, cardinalities: Sequence[int], d_embedding: int, sparse: bool = False
+        self,
+        *,
+        cardinalities: Sequence[int],
+        d_embedding: int,
+        sparse: bool = False,
+        numeric_bins: Sequence[int] | None = None,
     ):
         super().__init__()
         cardinalities = [int(c) for c in cardinalities]
@@ -56,10 +74,46 @@ class FieldEmbedding(nn.Module):
         self.register_buffer("offsets", offsets)
         self.embedding = nn.Embedding(sum(cardinalities), d_embedding, sparse=sparse)
         nn.init.normal_(self.embedding.weight, std=0.01)
+        self.coarse = None
+        if numeric_bins is not None:
+            index = self._coarse_index(cardinalities, numeric_bins)  # (codes, L)
+            n_coarse = int(index.max()) + 1
+            if n_coarse > 1:
+                self.register_buffer("coarse_index", index)
+                self.coarse = nn.Embedding(n_coarse, d_embedding, padding_idx=0)
+                nn.init.normal_(self.coarse.weight, std=0.01)
+                with torch.no_grad():
+                    self.coarse.weight[0].zero_()  # row 0: "no coarse level"
+
+    @classmethod
+    def _coarse_index(cls, cardinalities, numeric_bins) -> torch.Tensor:
+        """Row of every code's coarse vector per level; 0 where there is none."""
+        if len(numeric_bins) != len(cardinalities):
+            raise ValueError(
+                f"numeric_bins needs one entry per field ({len(cardinalities)}), "
+                f"got {len(numeric_bins)}"
+            )
+        columns, next_row = [], 1
+        for group in cls.COARSE_GROUPS:
+            column = []
+            for card, n_bins in zip(cardinalities, numeric_bins, strict=True):
+                rows = torch.zeros(card, dtype=torch.long)  # (card,)
+                if 0 < n_bins < card and n_bins > group:  # > 1 group of bins
+                    bins = torch.arange(n_bins)  # (B,)
+                    rows[1 : n_bins + 1] = next_row + bins // group  # (B,)
+                    next_row += (n_bins - 1) // group + 1
+                column.append(rows)
+            columns.append(torch.cat(column))  # (codes,)
+        return torch.stack(columns, dim=1)  # (codes, L)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Look up ``(batch, F)`` codes, return ``(batch, F, d)`` embeddings."""
-        return self.embedding(x + self.offsets)  # (batch, F, d)
+        ids = x + self.offsets  # (batch, F)
+        e = self.embedding(ids)  # (batch, F, d)
+        if self.coarse is not None:
+            coarse = self.coarse(self.coarse_index[ids])  # (batch, F, L, d)
+            e = e + coarse.sum(dim=2)  # (batch, F, d)
+        return e
 
 
 class SENETLayer(nn.Module):
@@ -280,6 +334,10 @@ class FiBiNET(nn.Module):
         One logit for binary targets, one per class otherwise.
     sparse : bool, default=False
         Sparse gradients for the embedding tables.
+    numeric_bins : sequence of int or None, default=None
+        Ordered bins per numeric field (0 for categorical fields): numeric
+        fields then also get coarse embeddings shared by neighbouring bins,
+        see :class:`FieldEmbedding`.
 
     Notes
     -----
@@ -313,11 +371,15 @@ class FiBiNET(nn.Module):
         linear: bool = True,
         n_outputs: int = 1,
         sparse: bool = False,
+        numeric_bins: Sequence[int] | None = None,
     ):
         super().__init__()
         n_fields = len(cardinalities)
         self.embedding = FieldEmbedding(
-            cardinalities=cardinalities, d_embedding=d_embedding, sparse=sparse
+            cardinalities=cardinalities,
+            d_embedding=d_embedding,
+            sparse=sparse,
+            numeric_bins=numeric_bins,
         )
         self.senet = SENETLayer(
             n_fields=n_fields,

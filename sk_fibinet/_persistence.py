@@ -449,6 +449,7 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
     network = payload["network"]
     net = model._build_net(
         cardinalities=encoder.cardinalities_,
+        numeric_bins=encoder.numeric_bins(),
         hidden=tuple(int(h) for h in network["hidden"]),
         n_outputs=int(network["n_outputs"]),
         device=dev,

@@ -158,3 +158,29 @@ def test_linear_part_is_optional_and_first_order():
 def test_bad_sizes_fail_fast(kwargs):
     with pytest.raises(ValueError):
         FiBiNET(**kwargs)
+
+
+def test_numeric_bins_share_coarse_vectors_with_their_neighbours():
+    # field 0 categorical (5 codes), field 1 numeric with 20 bins (codes 1..20)
+    emb = FieldEmbedding(cardinalities=[5, 21], d_embedding=3, numeric_bins=[0, 20])
+    index = emb.coarse_index  # (codes, levels)
+    assert index.shape == (26, len(FieldEmbedding.COARSE_GROUPS))
+    assert (index[:5] == 0).all()  # categorical codes: no coarse vectors
+    assert (index[5] == 0).all()  # missing code of the numeric field
+    bins = index[6:]  # (20, levels) for bins 1..20
+    for level, group in enumerate(FieldEmbedding.COARSE_GROUPS):
+        rows = bins[:, level]
+        assert (rows > 0).all()
+        assert rows.unique().numel() == -(-20 // group)  # ceil(20 / group)
+        assert (rows[:group] == rows[0]).all() and rows[group] != rows[0]
+    x = torch.tensor([[2, 0], [4, 7]])
+    expected = emb.embedding(x + emb.offsets) + emb.coarse(
+        emb.coarse_index[x + emb.offsets]
+    ).sum(dim=2)
+    assert_close(emb(x), expected)
+    assert_close(emb(x)[:, 0], emb.embedding(x[:, 0]))  # categorical: fine only
+
+
+def test_no_coarse_levels_without_numeric_fields():
+    emb = FieldEmbedding(cardinalities=[5, 6], d_embedding=3, numeric_bins=[0, 0])
+    assert emb.coarse is None
