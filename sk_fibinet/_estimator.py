@@ -276,7 +276,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         Categories seen fewer times in the training data share one code with
         categories never seen in training (so that code is trained, and ids
         seen once or twice do not get an embedding of their own to memorise).
-    n_bins : int, default=64
+    n_bins : int, default=32
         Maximum number of bins per numeric column: edges at quantiles of the
         values, plus quantiles of the distinct values where a spike of one value
         leaves the budget unused (exact values when there are at most
@@ -408,7 +408,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         *,
         categorical_features="auto",
         min_frequency=5,
-        n_bins=64,
+        n_bins=32,
         embedding_dim=8,
         reduction_ratio=3,
         senet_activation="relu",
