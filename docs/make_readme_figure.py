@@ -26,7 +26,9 @@ clf = FiBiNETClassifier(random_state=0).fit(X, y)
 fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), layout="constrained")
 plot_learning_curves(clf, ax=axes[0])
 plot_field_importances(clf, ax=axes[1])
-plot_interactions(clf.interaction_strengths(X.sample(5_000, random_state=0)), ax=axes[2])
+plot_interactions(
+    clf.interaction_strengths(X.sample(5_000, random_state=0)), ax=axes[2]
+)
 out = Path(__file__).resolve().parent / "_static" / "adult_interpretability.png"
 fig.savefig(out, dpi=80)
 print(f"wrote {out}")
