@@ -140,6 +140,28 @@ def test_fused_forward_and_backward_equal_the_plain_composition(
         torch.testing.assert_close(g, r)
 
 
+@pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
+@pytest.mark.parametrize("block", [1, 3, 1 << 18])
+def test_blocked_inference_equals_the_training_path(bilinear_type, block, monkeypatch):
+    import sk_fibinet._network as network
+
+    # block = elements per block of factors: with d * batch = 12 elements per
+    # pair: 1 and 3 pairs per block, and the default: all 10 pairs at once
+    monkeypatch.setattr(network, "_CACHE_BLOCK_ELEMENTS", block * 12)
+    torch.manual_seed(0)
+    net = FiBiNET(
+        cardinalities=[5, 7, 3, 4, 6], d_embedding=3, bilinear_type=bilinear_type
+    ).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    x = torch.stack([torch.randint(0, c, (4,)) for c in (5, 7, 3, 4, 6)], dim=1)
+    with torch.inference_mode():
+        blocked = net(x)
+    assert_close(blocked, net(x).detach())
+    assert_close(blocked, _reference_fibinet(net, x).detach())
+
+
 def test_linear_part_is_optional_and_first_order():
     net = FiBiNET(cardinalities=[3, 3], d_embedding=2, d_hidden=(), linear=True)
     assert net.linear is not None
