@@ -336,3 +336,16 @@ def test_field_weights_frame_and_importances(mixed):
     assert clf.feature_importances_.shape == (X.shape[1],)
     assert (clf.feature_importances_ >= 0).all()
     np.testing.assert_allclose(clf.feature_importances_.sum(), 1.0)
+
+
+def test_linear_part_learns_at_ten_times_the_learning_rate(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    module = clf.net_.module_
+    lrs = {}
+    for group in clf.net_.optimizer_.param_groups:
+        for p in group["params"]:
+            lrs[p.data_ptr()] = group["lr"]
+    assert lrs[module.linear.weight.data_ptr()] == 10 * FAST["learning_rate"]
+    assert lrs[module.dnn[0].weight.data_ptr()] == FAST["learning_rate"]
+    assert lrs[module.embedding.embedding.weight.data_ptr()] == FAST["learning_rate"]
