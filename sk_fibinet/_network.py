@@ -260,11 +260,8 @@ class BilinearInteraction(nn.Module):
         # stacked over pairs are already the (2 P d, batch) input of the DNN.
         right = et.index_select(0, self.right)  # (P, d, batch)
         w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
-        if self.bilinear_type == "all":
-            vw = torch.matmul(w_t[0], et.index_select(0, self.left))  # (P, d, batch)
-        elif self.bilinear_type == "each":
-            vw = torch.bmm(w_t, et[:-1])  # (F-1, d, batch)
-            vw = vw.index_select(0, self.left)  # (P, d, batch)
+        if self.bilinear_type != "interaction":  # one map per left field: F - 1
+            vw = self._left_maps(et).index_select(0, self.left)  # (P, d, batch)
         else:
             vw = torch.bmm(w_t, et.index_select(0, self.left))  # (P, d, batch)
         return vw, right
@@ -289,19 +286,42 @@ class BilinearInteraction(nn.Module):
         n_pairs, d, batch = out.shape
         block = max(1, _CACHE_BLOCK_ELEMENTS // (d * batch))
         w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
+        per_field = None
+        if self.bilinear_type != "interaction":
+            per_field = self._left_maps(et)  # (F-1, d, batch), small
         for start in range(0, n_pairs, block):
             stop = min(start + block, n_pairs)
-            left = et.index_select(0, self.left[start:stop])  # (b, d, batch)
+            left_idx = self.left[start:stop]  # (b,)
             right = et.index_select(0, self.right[start:stop])  # (b, d, batch)
-            if self.bilinear_type == "all":
-                vw = torch.matmul(w_t[0], left)  # (b, d, batch)
-            elif self.bilinear_type == "each":
-                w = w_t.index_select(0, self.left[start:stop])  # (b, d, d)
-                vw = torch.bmm(w, left)  # (b, d, batch)
+            if per_field is not None:
+                vw = per_field.index_select(0, left_idx)  # (b, d, batch)
             else:
+                left = et.index_select(0, left_idx)  # (b, d, batch)
                 vw = torch.bmm(w_t[start:stop], left)  # (b, d, batch)
             torch.mul(vw, right, out=out[start:stop])  # (b, d, batch)
         return out
+
+    def _left_maps(self, et: torch.Tensor) -> torch.Tensor:
+        """``(v_i W_i)^T`` for every field that is ever on the left of a pair.
+
+        For ``"all"`` and ``"each"`` the map depends on the left field only, so
+        it is computed once per field (``F - 1`` products), not once per pair.
+
+        Parameters
+        ----------
+        et : Tensor of shape (F, d, batch)
+
+        Returns
+        -------
+        vw : Tensor of shape (F - 1, d, batch)
+        """
+        w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
+        if self.bilinear_type == "all":
+            n_left, d, batch = et.shape[0] - 1, et.shape[1], et.shape[2]
+            flat = et[:-1].transpose(0, 1).reshape(d, n_left * batch)  # (d, (F-1) B)
+            vw = (w_t[0] @ flat).view(d, n_left, batch)  # (d, F-1, batch)
+            return vw.transpose(0, 1)  # (F-1, d, batch), a view
+        return torch.bmm(w_t, et[:-1])  # (F-1, d, batch)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, F, d)`` embeddings to ``(batch, P, d)`` pair vectors."""
