@@ -119,9 +119,14 @@ def _reference_fibinet(net, x):
 @pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("pairs_per_block", [1, 4, None])
 def test_fused_forward_and_backward_equal_the_plain_composition(
-    bilinear_type, shared, n_outputs
+    bilinear_type, shared, n_outputs, pairs_per_block, monkeypatch
 ):
+    import sk_fibinet._network as network
+
+    if pairs_per_block is not None:  # d * batch = 18 elements per pair
+        monkeypatch.setattr(network, "_CACHE_BLOCK_ELEMENTS", pairs_per_block * 18)
     torch.manual_seed(0)
     kw = dict(cardinalities=[5, 7, 3, 4], d_embedding=3, d_hidden=(8, 4))
     net = FiBiNET(
