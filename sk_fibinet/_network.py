@@ -285,7 +285,7 @@ class BilinearInteraction(nn.Module):
         out : Tensor of shape (P, d, batch)
         """
         n_pairs, d, batch = out.shape
-        block = max(1, _CACHE_BLOCK_ELEMENTS // (d * batch))
+        block = _pairs_per_block(n_pairs, d, batch, et.device)
         w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
         per_field = None
         if self.bilinear_type != "interaction":
@@ -320,7 +320,7 @@ class BilinearInteraction(nn.Module):
         grad_weight : Tensor of shape (M, d, d)
         """
         n_pairs, d, batch = grad.shape
-        block = max(1, _CACHE_BLOCK_ELEMENTS // (d * batch))
+        block = _pairs_per_block(n_pairs, d, batch, et.device)
         w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
         grad_et = torch.zeros_like(et)  # (F, d, batch)
         grad_w = torch.zeros_like(self.weight)  # (M, d, d)
@@ -389,6 +389,14 @@ class BilinearInteraction(nn.Module):
 
 
 _CACHE_BLOCK_ELEMENTS = 1 << 18  # 1 MB of float32: a block of pair factors
+
+
+def _pairs_per_block(n_pairs: int, d: int, batch: int, device: torch.device) -> int:
+    """Pairs per block: ~1 MB of factors on CPU (cache); all at once on GPUs,
+    where kernel launches, not memory traffic, would dominate a Python loop."""
+    if device.type != "cpu":
+        return max(1, n_pairs)
+    return max(1, _CACHE_BLOCK_ELEMENTS // (d * batch))
 
 
 class _BlockedPairProducts(torch.autograd.Function):
