@@ -258,13 +258,26 @@ class BilinearInteraction(nn.Module):
         # index_select's backward is a cheap index_add_ over them), the d x d maps
         # are batched matmuls with the batch as the long side, and the products
         # stacked over pairs are already the (2 P d, batch) input of the DNN.
-        right = et.index_select(0, self.right)  # (P, d, batch)
-        w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
-        if self.bilinear_type != "interaction":  # one map per left field: F - 1
-            vw = self._left_maps(et).index_select(0, self.left)  # (P, d, batch)
-        else:
-            vw = torch.bmm(w_t, et.index_select(0, self.left))  # (P, d, batch)
-        return vw, right
+        _, vw, right = self._block_factors(et, self._per_field(et), 0, self.n_pairs)
+        return vw, right  # (P, d, batch) each
+
+    def _per_field(self, et: torch.Tensor) -> torch.Tensor | None:
+        """:meth:`_left_maps` for ``"all"`` and ``"each"``; ``None`` otherwise."""
+        return None if self.bilinear_type == "interaction" else self._left_maps(et)
+
+    def _block_factors(self, et, per_field, start: int, stop: int):
+        """Factors ``(left, vw, right)`` of pairs ``start:stop``, each (b, d, batch).
+
+        ``left`` is ``None`` for ``"all"`` / ``"each"``, whose ``vw`` is gathered
+        from the per-field maps ``per_field`` (``(F-1, d, batch)``).
+        """
+        right = et.index_select(0, self.right[start:stop])  # (b, d, batch)
+        if per_field is not None:
+            vw = per_field.index_select(0, self.left[start:stop])  # (b, d, batch)
+            return None, vw, right
+        left = et.index_select(0, self.left[start:stop])  # (b, d, batch)
+        w_t = self.weight[start:stop].transpose(1, 2)  # (b, d, d): W^T
+        return left, torch.bmm(w_t, left), right  # (b, d, batch) each
 
     def products_into(self, et: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Write every pair product into ``out``, a few pairs at a time (no autograd).
@@ -286,19 +299,10 @@ class BilinearInteraction(nn.Module):
         """
         n_pairs, d, batch = out.shape
         block = _pairs_per_block(n_pairs, d, batch, et.device)
-        w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
-        per_field = None
-        if self.bilinear_type != "interaction":
-            per_field = self._left_maps(et)  # (F-1, d, batch), small
+        per_field = self._per_field(et)  # (F-1, d, batch), small, or None
         for start in range(0, n_pairs, block):
             stop = min(start + block, n_pairs)
-            left_idx = self.left[start:stop]  # (b,)
-            right = et.index_select(0, self.right[start:stop])  # (b, d, batch)
-            if per_field is not None:
-                vw = per_field.index_select(0, left_idx)  # (b, d, batch)
-            else:
-                left = et.index_select(0, left_idx)  # (b, d, batch)
-                vw = torch.bmm(w_t[start:stop], left)  # (b, d, batch)
+            _, vw, right = self._block_factors(et, per_field, start, stop)
             torch.mul(vw, right, out=out[start:stop])  # (b, d, batch)
         return out
 
@@ -321,23 +325,16 @@ class BilinearInteraction(nn.Module):
         """
         n_pairs, d, batch = grad.shape
         block = _pairs_per_block(n_pairs, d, batch, et.device)
-        w_t = self.weight.transpose(1, 2)  # (M, d, d): W^T
         grad_et = torch.zeros_like(et)  # (F, d, batch)
         grad_w = torch.zeros_like(self.weight)  # (M, d, d)
-        per_field = grad_per_field = None
-        if self.bilinear_type != "interaction":
-            per_field = self._left_maps(et)  # (F-1, d, batch)
+        per_field = self._per_field(et)  # (F-1, d, batch) or None
+        if per_field is not None:
             grad_per_field = torch.zeros_like(per_field)  # (F-1, d, batch)
         for start in range(0, n_pairs, block):
             stop = min(start + block, n_pairs)
             left_idx, right_idx = self.left[start:stop], self.right[start:stop]
             g = grad[start:stop]  # (b, d, batch)
-            right = et.index_select(0, right_idx)  # (b, d, batch)
-            if per_field is not None:
-                vw = per_field.index_select(0, left_idx)  # (b, d, batch)
-            else:
-                left = et.index_select(0, left_idx)  # (b, d, batch)
-                vw = torch.bmm(w_t[start:stop], left)  # (b, d, batch)
+            left, vw, right = self._block_factors(et, per_field, start, stop)
             grad_et.index_add_(0, right_idx, g * vw)  # d/d right
             grad_vw = g * right  # (b, d, batch)
             if per_field is not None:
