@@ -29,7 +29,7 @@ from criteo_like import make_criteo_like  # noqa: E402
 
 from sk_fibinet._malloc import tune_malloc  # noqa: E402
 from sk_fibinet._network import FiBiNET  # noqa: E402
-from sk_fibinet._optim import SparseDenseAdamW  # noqa: E402
+from sk_fibinet._optim import SparseDenseAdamW, sparse_dense_groups  # noqa: E402
 
 HIDDEN = (400, 400, 400)
 
@@ -53,13 +53,8 @@ def train_rows_per_s(n_fields, d, bilinear_type, batches=8, batch=1024, vocab=10
         d_hidden=HIDDEN,
         sparse=True,
     )
-    sparse = {"embedding.embedding.weight", "linear.weight"}
-    named = list(module.named_parameters())
     opt = SparseDenseAdamW(
-        [
-            {"params": [p for n, p in named if n not in sparse]},
-            {"params": [p for n, p in named if n in sparse], "sparse": True},
-        ],
+        sparse_dense_groups(module, FiBiNET.SPARSE_PARAMETERS),
         fused=True,
     )
     x = torch.randint(0, vocab, ((batches + 2) * batch, n_fields))

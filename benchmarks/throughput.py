@@ -108,7 +108,7 @@ def worker_bare(args) -> dict:
 
     from sk_fibinet._malloc import tune_malloc
     from sk_fibinet._network import FiBiNET
-    from sk_fibinet._optim import SparseDenseAdamW
+    from sk_fibinet._optim import SparseDenseAdamW, sparse_dense_groups
 
     torch.set_num_threads(args.threads)
     tune_malloc()
@@ -125,13 +125,8 @@ def worker_bare(args) -> dict:
         d_hidden=_hidden(args),
         sparse=True,
     )
-    sparse = {"embedding.embedding.weight", "linear.weight"}
-    named = list(module.named_parameters())
     optimizer = SparseDenseAdamW(
-        [
-            {"params": [p for n, p in named if n not in sparse]},
-            {"params": [p for n, p in named if n in sparse], "sparse": True},
-        ],
+        sparse_dense_groups(module, FiBiNET.SPARSE_PARAMETERS),
         lr=1e-3,
         fused=True,
     )

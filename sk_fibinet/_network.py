@@ -476,6 +476,9 @@ class FiBiNET(nn.Module):
     torch.Size([2, 1])
     """
 
+    #: Parameters that get sparse gradients with ``sparse=True`` (lazy Adam).
+    SPARSE_PARAMETERS = ("embedding.embedding.weight", "linear.weight")
+
     def __init__(
         self,
         *,

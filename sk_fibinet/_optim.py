@@ -108,3 +108,25 @@ class SparseDenseAdamW(torch.optim.Optimizer):
         for group, saved in zip(self.param_groups, state_dict["groups"], strict=True):
             for key in ("lr", "betas", "eps", "weight_decay"):
                 group[key] = saved[key]
+
+
+def sparse_dense_groups(module: torch.nn.Module, sparse_names) -> list[dict]:
+    """Parameter groups for :class:`SparseDenseAdamW` by parameter name.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    sparse_names : collection of str
+        Names (as in ``module.named_parameters()``) of the parameters with
+        sparse gradients.
+
+    Returns
+    -------
+    groups : list of dict
+        A dense group and a group flagged ``sparse=True``.
+    """
+    named = list(module.named_parameters())
+    return [
+        {"params": [p for n, p in named if n not in sparse_names]},
+        {"params": [p for n, p in named if n in sparse_names], "sparse": True},
+    ]
