@@ -664,8 +664,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
 
         n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
         self.net_ = self._build_net(
-            cardinalities=self.encoder_.cardinalities_,
-            numeric_bins=self.encoder_.numeric_bins(),
+            encoder=self.encoder_,
             hidden=hidden,
             n_outputs=n_outputs,
             device=device,
@@ -695,8 +694,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     def _build_net(
         self,
         *,
-        cardinalities,
-        numeric_bins,
+        encoder,
         hidden,
         n_outputs,
         device,
@@ -707,8 +705,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         """The only place that speaks skorch's prefixed parameter names."""
         return _FiBiNETNet(
             module=FiBiNET,
-            module__cardinalities=list(cardinalities),
-            module__numeric_bins=list(numeric_bins),
+            module__cardinalities=list(encoder.cardinalities_),
+            module__numeric_bins=encoder.numeric_bins(),
             module__d_embedding=self.embedding_dim,
             module__reduction_ratio=self.reduction_ratio,
             module__senet_activation=self.senet_activation,

@@ -448,8 +448,7 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
     classes = _array_from_plain(payload["classes"])
     network = payload["network"]
     net = model._build_net(
-        cardinalities=encoder.cardinalities_,
-        numeric_bins=encoder.numeric_bins(),
+        encoder=encoder,
         hidden=tuple(int(h) for h in network["hidden"]),
         n_outputs=int(network["n_outputs"]),
         device=dev,
