@@ -282,10 +282,12 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         categories never seen in training (so that code is trained, and ids
         seen once do not get an embedding of their own to memorise).
     n_bins : int, default=32
-        Maximum number of bins per numeric column: edges at quantiles of the
-        values, plus quantiles of the distinct values where a spike of one value
-        leaves the budget unused (exact values when there are at most
-        ``n_bins`` of them).
+        Maximum number of quantile bins per numeric column: edges at quantiles
+        of the values, plus quantiles of the distinct values where a spike of
+        one value leaves the budget unused. A column with few distinct values
+        keeps them apart instead, one bin each: at most ``n_bins`` of them, or
+        at most 255 seen 20 times each on average (ages, counts, amounts from
+        a short list), as ``HistGradientBoostingClassifier`` does.
     embedding_dim : int, default=8
         Width ``d`` of every field embedding.
     reduction_ratio : int, default=3

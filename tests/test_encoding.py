@@ -115,3 +115,21 @@ def test_large_integer_ids_are_not_cast_to_float():
     codes = FieldEncoder().fit_transform(frame)[:, 0]
     assert codes[0] == codes[2] != codes[1]
     assert len(set(codes)) == 3
+
+
+def test_discrete_numeric_column_keeps_its_values_apart_beyond_n_bins():
+    # 100 amounts seen 30 times each: one bin per amount although n_bins=32,
+    # as HistGradientBoosting keeps up to 255 distinct values apart.
+    x = np.repeat(np.arange(100.0) * 50, 30)[:, None]
+    codes = FieldEncoder(n_bins=32).fit_transform(x)[:, 0]
+    assert np.unique(codes).size == 100
+
+
+def test_few_rows_per_distinct_value_still_get_quantile_bins():
+    # 100 distinct values in 200 rows: too few rows per value to learn each one.
+    x = np.repeat(np.arange(100.0), 2)[:, None]
+    enc = FieldEncoder(n_bins=32).fit(x)
+    assert enc.cardinalities_[0] <= 32 + 1
+    # beyond 255 distinct values a column is binned however many rows it has
+    x = np.repeat(np.arange(300.0), 40)[:, None]
+    assert FieldEncoder(n_bins=32).fit(x).cardinalities_[0] <= 32 + 1
