@@ -38,6 +38,9 @@ _PREDICT_BATCH_SIZE = (
 # min_frequency=2: Avazu AUC 0.682 -> 0.689, Bank 0.792 -> 0.794, Adult and
 # Criteo within 0.004 of before, see docs/performance.md).
 _LINEAR_LR_SCALE = 10.0
+# A pair of fields is crossed only if its combinations could get this many
+# training rows each on average; below that the weights would memorise rows.
+_CROSS_MIN_ROWS_PER_CELL = 4
 
 
 class _CodesDataset(torch.utils.data.Dataset):
@@ -306,6 +309,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     linear : bool, default=True
         Add the first-order (logistic-regression) part. Its weights start at 0
         and learn at ``10 * learning_rate`` (they are sparse, one per code).
+    max_cross_cells : int, default=2000
+        With ``linear``, the linear part also crosses every pair of fields with
+        at most this many code combinations (and, on average, at least 4
+        training rows per combination): each combination gets a weight of its
+        own, as a crossed feature in the wide part of Wide & Deep. Pairs of
+        small fields (month x day of month, device type x banner position) are
+        where a table of rates beats the low-rank bilinear products; the
+        weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
     learning_rate : float, default=1e-3
         Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
         (only the rows a batch touches) for the embedding tables.
@@ -395,6 +406,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         ],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "linear": ["boolean"],
+        "max_cross_cells": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -425,6 +437,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         hidden_layer_sizes=(256, 128),
         dropout=0.1,
         linear=True,
+        max_cross_cells=2000,
         learning_rate=1e-3,
         weight_decay=0.0,
         batch_size=512,
@@ -451,6 +464,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.dropout = dropout
         self.linear = linear
+        self.max_cross_cells = max_cross_cells
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -665,10 +679,16 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(("progress_bar", ProgressBar(postfix_keys=["train_loss"])))
 
         n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
+        cross_cells = 0
+        if self.linear:  # crosses need rows per combination to learn from
+            cross_cells = min(
+                self.max_cross_cells, len(train_ds) // _CROSS_MIN_ROWS_PER_CELL
+            )
         self.net_ = self._build_net(
             encoder=self.encoder_,
             hidden=hidden,
             n_outputs=n_outputs,
+            cross_cells=cross_cells,
             device=device,
             train_split=train_split,
             callbacks=callbacks,
@@ -699,6 +719,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         encoder,
         hidden,
         n_outputs,
+        cross_cells,
         device,
         train_split,
         callbacks,
@@ -717,6 +738,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             module__d_hidden=hidden,
             module__dropout=float(self.dropout),
             module__linear=self.linear,
+            module__max_cross_cells=cross_cells,
             module__n_outputs=n_outputs,
             module__sparse=True,
             criterion=torch.nn.BCEWithLogitsLoss,  # unused: get_loss is weighted
@@ -729,6 +751,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                     "linear.weight",
                     {"sparse": True, "lr": _LINEAR_LR_SCALE * self.learning_rate},
                 ),
+                ("cross.table.weight", {"sparse": True}),
             ],
             lr=self.learning_rate,
             max_epochs=self.max_epochs,

@@ -426,6 +426,89 @@ class _BlockedPairProducts(torch.autograd.Function):
         return g_et_p, g_w_p, g_et_q, g_w_q, None, None
 
 
+class PairLinear(nn.Module):
+    """First-order weights of crossed fields: one weight per pair of codes.
+
+    For every pair of fields ``(i, j)`` with at most ``max_cells`` code
+    combinations (``cardinalities[i] * cardinalities[j]``), each combination of
+    their codes gets a weight of its own, as a crossed feature does in the wide
+    part of Wide & Deep. The bilinear interaction sees a pair through products
+    of ``d``-dimensional embeddings, which hardly memorises a table such as
+    (month, day-of-month) -> rate; the crossed weights learn it directly and
+    cost one lookup per crossed pair.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+        Number of codes of each field.
+    max_cells : int
+        Largest number of code combinations a pair may have to be crossed.
+    n_outputs : int, default=1
+        Outputs (logits) per weight.
+    sparse : bool, default=False
+        Produce sparse gradients for the table.
+
+    Notes
+    -----
+    Shapes:
+
+    - Input: ``(batch, n_fields)`` integer codes
+    - Output: ``(batch, n_outputs)``, the sum of the crossed weights
+
+    The weights start at zero: a combination never seen in training adds
+    nothing.
+
+    Examples
+    --------
+    >>> cross = PairLinear(cardinalities=[3, 4, 1000], max_cells=20)
+    >>> cross.n_pairs, cross.table.num_embeddings
+    (1, 12)
+    >>> cross(torch.tensor([[2, 3, 999]])).shape
+    torch.Size([1, 1])
+    """
+
+    def __init__(
+        self,
+        *,
+        cardinalities: Sequence[int],
+        max_cells: int,
+        n_outputs: int = 1,
+        sparse: bool = False,
+    ):
+        super().__init__()
+        cards = [int(c) for c in cardinalities]
+        left, right, offset, total = [], [], [], 0
+        for i in range(len(cards)):
+            for j in range(i + 1, len(cards)):
+                if cards[i] * cards[j] <= max_cells:
+                    left.append(i)
+                    right.append(j)
+                    offset.append(total)
+                    total += cards[i] * cards[j]
+        long = dict(dtype=torch.long)
+        self.register_buffer("left", torch.tensor(left, **long))  # (C,)
+        self.register_buffer("right", torch.tensor(right, **long))  # (C,)
+        stride = [cards[j] for j in right]
+        self.register_buffer("stride", torch.tensor(stride, **long))  # (C,)
+        self.register_buffer("offset", torch.tensor(offset, **long))  # (C,)
+        self.table = nn.Embedding(max(total, 1), n_outputs, sparse=sparse)
+        nn.init.zeros_(self.table.weight)
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of crossed pairs ``C``."""
+        return self.left.numel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum the crossed weights of ``(batch, F)`` codes: ``(batch, n_outputs)``."""
+        ids = (
+            x.index_select(1, self.left) * self.stride
+            + x.index_select(1, self.right)
+            + self.offset
+        )  # (batch, C): row of each pair's code combination
+        return self.table(ids).sum(dim=1)  # (batch, n_outputs)
+
+
 class FiBiNET(nn.Module):
     """FiBiNET: embeddings, SENET, bilinear interactions, DNN, optional linear part.
 
@@ -449,6 +532,9 @@ class FiBiNET(nn.Module):
         Dropout after every hidden layer.
     linear : bool, default=True
         Add a first-order (logistic-regression) term per field code.
+    max_cross_cells : int, default=0
+        With ``linear``, also cross every pair of fields with at most this many
+        code combinations, see :class:`PairLinear`; 0: no crossed weights.
     n_outputs : int, default=1
         One logit for binary targets, one per class otherwise.
     sparse : bool, default=False
@@ -477,7 +563,11 @@ class FiBiNET(nn.Module):
     """
 
     #: Parameters that get sparse gradients with ``sparse=True`` (lazy Adam).
-    SPARSE_PARAMETERS = ("embedding.embedding.weight", "linear.weight")
+    SPARSE_PARAMETERS = (
+        "embedding.embedding.weight",
+        "linear.weight",
+        "cross.table.weight",
+    )
 
     def __init__(
         self,
@@ -491,6 +581,7 @@ class FiBiNET(nn.Module):
         d_hidden: Sequence[int] = (256, 128),
         dropout: float = 0.0,
         linear: bool = True,
+        max_cross_cells: int = 0,
         n_outputs: int = 1,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
@@ -529,6 +620,15 @@ class FiBiNET(nn.Module):
         if linear:
             self.linear = nn.Embedding(sum(cardinalities), n_outputs, sparse=sparse)
             nn.init.zeros_(self.linear.weight)
+        self.cross = None
+        if linear and max_cross_cells > 0:
+            cross = PairLinear(
+                cardinalities=cardinalities,
+                max_cells=max_cross_cells,
+                n_outputs=n_outputs,
+                sparse=sparse,
+            )
+            self.cross = cross if cross.n_pairs else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, F)`` integer codes to ``(batch, n_outputs)`` logits."""
@@ -565,4 +665,6 @@ class FiBiNET(nn.Module):
         if self.linear is not None:
             ids = x + self.embedding.offsets  # (batch, F)
             logits = logits + self.linear(ids).sum(dim=1)  # (batch, n_outputs)
+        if self.cross is not None:
+            logits = logits + self.cross(x)  # (batch, n_outputs)
         return logits

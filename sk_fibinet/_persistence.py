@@ -256,6 +256,7 @@ def _network_to_plain(model: FiBiNETClassifier) -> dict:
         "hidden": [int(h) for h in hidden],
         "n_outputs": 1 if len(model.classes_) == 2 else len(model.classes_),
         "shuffle_seed": int(model.net_.shuffle_seed),
+        "max_cross_cells": int(model.net_.module__max_cross_cells),
     }
 
 
@@ -451,6 +452,8 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
         encoder=encoder,
         hidden=tuple(int(h) for h in network["hidden"]),
         n_outputs=int(network["n_outputs"]),
+        # files written before crossed pairs existed have none
+        cross_cells=int(network.get("max_cross_cells", 0)),
         device=dev,
         train_split=None,
         callbacks=[],

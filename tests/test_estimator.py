@@ -349,3 +349,40 @@ def test_linear_part_learns_at_ten_times_the_learning_rate(mixed):
     assert lrs[module.linear.weight.data_ptr()] == 10 * FAST["learning_rate"]
     assert lrs[module.dnn[0].weight.data_ptr()] == FAST["learning_rate"]
     assert lrs[module.embedding.embedding.weight.data_ptr()] == FAST["learning_rate"]
+    assert lrs[module.cross.table.weight.data_ptr()] == FAST["learning_rate"]
+
+
+def test_only_pairs_with_enough_rows_per_combination_are_crossed(mixed):
+    X, y = mixed  # 600 rows, no early stopping: crosses of at most 600 / 4 cells
+    clf = FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    cross = clf.net_.module_.cross
+    cards = np.array(clf.encoder_.cardinalities_)
+    cells = cards[cross.left.numpy()] * cards[cross.right.numpy()]
+    assert clf.net_.module__max_cross_cells == 150
+    assert cross.n_pairs > 0 and (cells <= 150).all()
+    small = [(i, j) for i in range(len(cards)) for j in range(i + 1, len(cards))]
+    assert cross.n_pairs == sum(cards[i] * cards[j] <= 150 for i, j in small)
+    off = FiBiNETClassifier(**{**FAST, "max_epochs": 1, "max_cross_cells": 0})
+    assert off.fit(X, y).net_.module_.cross is None
+
+
+def test_crosses_learn_a_table_of_rates_over_two_small_fields():
+    # y depends on (month, day) only through a full-rank table of rates, the
+    # case where one weight per combination beats low-rank pair products.
+    rng = np.random.default_rng(0)
+    n = 8000
+    table = rng.normal(scale=2.0, size=(12, 31))
+    month, day = rng.integers(0, 12, n), rng.integers(0, 31, n)
+    noise = rng.integers(0, 5, n)
+    p = 1 / (1 + np.exp(-table[month, day]))
+    y = (rng.random(n) < p).astype(int)
+    X = pd.DataFrame(
+        {"month": month.astype(str), "day": day, "noise": noise.astype(str)}
+    )
+    X_tr, X_te, y_tr, y_te = X[:6000], X[6000:], y[:6000], y[6000:]
+    auc = {}
+    for cells in (0, 2000):
+        clf = FiBiNETClassifier(**{**FAST, "max_cross_cells": cells})
+        proba = clf.fit(X_tr, y_tr).predict_proba(X_te)[:, 1]
+        auc[cells] = roc_auc_score(y_te, proba)
+    assert auc[2000] > auc[0] + 0.02, auc

@@ -9,6 +9,7 @@ from sk_fibinet._network import (
     BilinearInteraction,
     FiBiNET,
     FieldEmbedding,
+    PairLinear,
     SENETLayer,
 )
 
@@ -171,6 +172,40 @@ def test_linear_part_is_optional_and_first_order():
     net = FiBiNET(cardinalities=[3, 3], d_embedding=2, d_hidden=(), linear=True)
     assert net.linear is not None
     assert FiBiNET(cardinalities=[3, 3], d_embedding=2, linear=False).linear is None
+
+
+def test_pair_linear_crosses_only_small_pairs_one_row_per_combination():
+    cards = [3, 4, 1000, 5]
+    cross = PairLinear(cardinalities=cards, max_cells=20, n_outputs=2)
+    pairs = list(zip(cross.left.tolist(), cross.right.tolist(), strict=True))
+    assert pairs == [(0, 1), (0, 3), (1, 3)]  # 12, 15 and 20 cells; not 1000's
+    assert cross.table.num_embeddings == 12 + 15 + 20
+    torch.nn.init.normal_(cross.table.weight)
+    rows = set()
+    for codes in itertools.product(*[range(c) if c < 10 else [0, 999] for c in cards]):
+        x = torch.tensor([codes])  # (1, F)
+        ids = x[:, cross.left] * cross.stride + x[:, cross.right] + cross.offset
+        rows.update(ids[0].tolist())
+        expected = cross.table.weight[ids[0]].sum(dim=0)  # (n_outputs,)
+        assert_close(cross(x)[0], expected)
+    assert rows == set(range(12 + 15 + 20))  # every row reached, none shared
+
+
+def test_crossed_pairs_are_part_of_the_linear_part_and_optional():
+    kw = dict(cardinalities=[3, 4, 500], d_embedding=2, d_hidden=(4,))
+    net = FiBiNET(**kw, max_cross_cells=12)
+    assert net.cross is not None and net.cross.n_pairs == 1
+    assert not net.cross.table.weight.any()  # starts as a no-op
+    assert FiBiNET(**kw).cross is None  # max_cross_cells=0
+    assert FiBiNET(**kw, max_cross_cells=12, linear=False).cross is None
+    assert FiBiNET(**kw, max_cross_cells=11).cross is None  # no pair fits
+    x = torch.tensor([[2, 3, 499], [0, 1, 7]])
+    net.eval()
+    with torch.no_grad():
+        before = net(x)  # (2, 1)
+        net.cross.table.weight[2 * 4 + 3] = 5.0  # the cell (2, 3) of fields 0, 1
+        after = net(x)  # (2, 1)
+    assert_close(after - before, torch.tensor([[5.0], [0.0]]))
 
 
 @pytest.mark.parametrize(
