@@ -10,10 +10,9 @@ Every input column becomes one embedding *field*:
   ``MAX_EXACT_VALUES`` = 255 with at least ``MIN_ROWS_PER_VALUE`` = 20 rows per
   value on average: ages, counts, amounts from a short list) gets one bin per
   value, as ``HistGradientBoosting`` does; any other numeric column is cut into
-  at most ``n_bins`` quantile bins (when a spike of one value makes quantiles
-  coincide, the unused budget goes to quantiles of the distinct values; a
-  value equal to an edge goes to the lower bin, so a spike of zeros keeps a bin
-  of its own);
+  at most ``n_bins`` quantile bins (a value more frequent than a bin's share,
+  such as a spike of zeros, gets a bin of its own and the other values share
+  the remaining bins equally; a value equal to an edge goes to the lower bin);
   code ``0`` is reserved for NaN, ``±inf`` fall into the outermost bins.
 
 So every field's codes lie in ``[0, cardinality)`` and no value, known or not,
@@ -164,17 +163,30 @@ def _bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
         lo, hi = distinct[:-1], distinct[1:]
         mid = lo / 2 + hi / 2  # halves first: no overflow near the float max
         return np.where(mid < hi, mid, lo)  # adjacent floats: lo <= edge < hi
-    # Edges at quantiles of the values. A spike (say 90% zeros) makes many of
-    # them coincide; the budget they leave goes to quantiles of the distinct
-    # values, so the tail is not left with a handful of bins.
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    for _ in range(4):  # distinct-value edges may coincide with those too
-        left = n_bins - 1 - edges.size
-        if left <= 0:
+    # Equal-frequency bins, except that a value more frequent than a bin's
+    # share (a spike: 82% of Bank's pdays are -1) gets a bin of its own and the
+    # other values share the remaining bins equally (LightGBM's greedy binning
+    # does the same), so the tail keeps n_bins' resolution with full bins.
+    counts = np.unique(finite, return_counts=True)[1]
+    spike = np.zeros(distinct.size, dtype=bool)
+    while True:
+        n_left = n_bins - 2 * int(spike.sum())  # a spike costs up to 2 bins
+        rows_left = counts[~spike].sum()
+        new = ~spike & (counts * max(n_left, 1) > rows_left)
+        if not new.any() or n_left - 2 * int(new.sum()) < 1:
             break
-        spread = np.quantile(distinct, np.linspace(0, 1, left + 2)[1:-1])
-        edges = np.unique(np.concatenate([edges, spread]))
-    return edges
+        spike |= new
+    n_left = n_bins - 2 * int(spike.sum())
+    rest = finite[~np.isin(finite, distinct[spike])]
+    edges = [distinct[spike]]  # value <= edge: each spike ends a bin...
+    below = np.flatnonzero(spike[1:]) + 1  # ...that starts above its neighbour
+    lo, hi = distinct[below - 1], distinct[below]
+    mid = lo / 2 + hi / 2  # halves first: no overflow near the float max
+    edges.append(np.where(mid < hi, mid, lo))
+    if rest.size and n_left > 1:
+        edges.append(np.quantile(rest, np.linspace(0, 1, n_left + 1)[1:-1]))
+    edges = np.unique(np.concatenate(edges))
+    return edges[edges < distinct[-1]]  # no empty bin above the largest value
 
 
 def _as_indexable(col):

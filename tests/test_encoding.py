@@ -133,3 +133,17 @@ def test_few_rows_per_distinct_value_still_get_quantile_bins():
     # beyond 255 distinct values a column is binned however many rows it has
     x = np.repeat(np.arange(300.0), 40)[:, None]
     assert FieldEncoder(n_bins=32).fit(x).cardinalities_[0] <= 32 + 1
+
+
+def test_a_spike_gets_its_own_bin_and_the_tail_shares_the_rest_equally():
+    # 900 zeros and 1000 distinct positive values: the zeros make one bin, the
+    # tail is cut into equally full bins with the remaining budget.
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.zeros(900), rng.lognormal(size=1000)])[:, None]
+    enc = FieldEncoder(n_bins=16).fit(x)
+    codes = enc.transform(x)[:, 0]
+    assert enc.cardinalities_[0] <= 16 + 1
+    zero_code = codes[0]
+    assert (codes[:900] == zero_code).all() and (codes[900:] != zero_code).all()
+    tail = np.unique(codes[900:], return_counts=True)[1]
+    assert tail.size >= 12 and tail.min() >= 1000 / tail.size / 2
