@@ -114,6 +114,17 @@ class _FiBiNETNet(NeuralNet):
         if stop is not None:
             raise stop
 
+    def evaluation_step(self, batch, training=False):
+        # Prediction under inference_mode rather than skorch's no_grad: the
+        # blocked pair products are many small ops, and inference mode skips
+        # their autograd bookkeeping (version counters, view tracking).
+        if training:
+            return super().evaluation_step(batch, training=True)
+        self.check_is_fitted()
+        with torch.inference_mode():
+            self._set_training(False)
+            return self.infer(batch[0])
+
     def get_dataset(self, X, y=None):
         if isinstance(X, _CodesDataset):
             return X
