@@ -279,73 +279,44 @@ class BilinearInteraction(nn.Module):
         w_t = self.weight[start:stop].transpose(1, 2)  # (b, d, d): W^T
         return left, torch.bmm(w_t, left), right  # (b, d, batch) each
 
-    def products_into(self, et: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Write every pair product into ``out``, a few pairs at a time (no autograd).
+    def _backward_buffers(self, et: torch.Tensor):
+        """Zeroed gradient accumulators for :meth:`_block_backward`.
 
-        The same values as ``vw * right`` from :meth:`factors`, but computed in
-        blocks of pairs small enough (about 1 MB per factor) to stay in cache,
-        instead of two ``(P, d, batch)`` factors that make a round trip to
-        memory. The network's forward pass (training included, see
-        :meth:`products_backward`) goes through here.
-
-        Parameters
-        ----------
-        et : Tensor of shape (F, d, batch)
-        out : Tensor of shape (P, d, batch)
-
-        Returns
-        -------
-        out : Tensor of shape (P, d, batch)
+        Returns ``grad_et`` ``(F, d, batch)``, ``grad_w`` ``(M, d, d)`` and the
+        per-field maps with their gradient (``(F-1, d, batch)`` each, ``None``
+        for ``"interaction"``).
         """
-        n_pairs, d, batch = out.shape
-        block = _pairs_per_block(n_pairs, d, batch, et.device)
-        per_field = self._per_field(et)  # (F-1, d, batch), small, or None
-        for start in range(0, n_pairs, block):
-            stop = min(start + block, n_pairs)
-            _, vw, right = self._block_factors(et, per_field, start, stop)
-            torch.mul(vw, right, out=out[start:stop])  # (b, d, batch)
-        return out
-
-    def products_backward(
-        self, et: torch.Tensor, grad: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gradients of :meth:`products_into` by recomputing the factors in blocks.
-
-        Parameters
-        ----------
-        et : Tensor of shape (F, d, batch)
-            The input that :meth:`products_into` read.
-        grad : Tensor of shape (P, d, batch)
-            Gradient of the loss with respect to the pair products.
-
-        Returns
-        -------
-        grad_et : Tensor of shape (F, d, batch)
-        grad_weight : Tensor of shape (M, d, d)
-        """
-        n_pairs, d, batch = grad.shape
-        block = _pairs_per_block(n_pairs, d, batch, et.device)
         grad_et = torch.zeros_like(et)  # (F, d, batch)
         grad_w = torch.zeros_like(self.weight)  # (M, d, d)
         per_field = self._per_field(et)  # (F-1, d, batch) or None
+        grad_per_field = None if per_field is None else torch.zeros_like(per_field)
+        return grad_et, grad_w, per_field, grad_per_field
+
+    def _block_backward(self, et, per_field, start, stop, g, grads) -> None:
+        """Accumulate the gradients of pair products ``start:stop`` into ``grads``.
+
+        ``g`` is the gradient of the block's products, ``(b, d, batch)``;
+        ``grads`` is ``(grad_et, grad_w, grad_per_field)`` from
+        :meth:`_backward_buffers`. The factors are recomputed, not stored.
+        """
+        grad_et, grad_w, grad_per_field = grads
+        left_idx, right_idx = self.left[start:stop], self.right[start:stop]
+        left, vw, right = self._block_factors(et, per_field, start, stop)
+        grad_et.index_add_(0, right_idx, g * vw)  # (b, d, batch) into (F, d, batch)
+        grad_vw = g * right  # (b, d, batch)
         if per_field is not None:
-            grad_per_field = torch.zeros_like(per_field)  # (F-1, d, batch)
-        for start in range(0, n_pairs, block):
-            stop = min(start + block, n_pairs)
-            left_idx, right_idx = self.left[start:stop], self.right[start:stop]
-            g = grad[start:stop]  # (b, d, batch)
-            left, vw, right = self._block_factors(et, per_field, start, stop)
-            grad_et.index_add_(0, right_idx, g * vw)  # d/d right
-            grad_vw = g * right  # (b, d, batch)
-            if per_field is not None:
-                grad_per_field.index_add_(0, left_idx, grad_vw)  # (F-1, d, batch)
-            else:
-                # vw = W^T left: dW = left grad_vw^T, d left = W grad_vw
-                grad_w[start:stop] = torch.bmm(left, grad_vw.transpose(1, 2))
-                grad_et.index_add_(
-                    0, left_idx, torch.bmm(self.weight[start:stop], grad_vw)
-                )  # (b, d, batch) into (F, d, batch)
-        if per_field is not None:
+            grad_per_field.index_add_(0, left_idx, grad_vw)  # (F-1, d, batch)
+            return
+        # vw = W^T left: dW = left grad_vw^T, d left = W grad_vw
+        grad_w[start:stop] = torch.bmm(left, grad_vw.transpose(1, 2))  # (b, d, d)
+        grad_et.index_add_(
+            0, left_idx, torch.bmm(self.weight[start:stop], grad_vw)
+        )  # (b, d, batch) into (F, d, batch)
+
+    def _finish_backward(self, et, grads) -> tuple[torch.Tensor, torch.Tensor]:
+        """Turn the per-field map gradients into ``(grad_et, grad_w)``."""
+        grad_et, grad_w, grad_per_field = grads
+        if grad_per_field is not None:
             # per_field = W_i^T et_i for the F - 1 left fields
             lhs = et[:-1]  # (F-1, d, batch)
             if self.bilinear_type == "all":
@@ -396,34 +367,67 @@ def _pairs_per_block(n_pairs: int, d: int, batch: int, device: torch.device) -> 
     return max(1, _CACHE_BLOCK_ELEMENTS // (d * batch))
 
 
-class _BlockedPairProducts(torch.autograd.Function):
-    """Both branches' pair products ``(2 P, d, batch)``, computed and differentiated
-    a block of pairs at a time.
+class _BlockedBilinearLinear(torch.autograd.Function):
+    """The first DNN layer applied to both branches' pair products,
+    ``h = bias + W [p; q]`` of shape ``(H, batch)``, a block of pairs at a time.
 
-    Nothing of size ``(P, d, batch)`` is saved for the backward pass: it keeps
-    the two ``(F, d, batch)`` inputs and recomputes each block's factors from
-    them (cheap gathers and ``d x d`` products), so the factors stay in cache.
+    Each block's products ``(b, d, batch)`` (about 1 MB on CPU) are computed
+    and multiplied into ``h`` while they are in cache; the ``(2 P d, batch)``
+    combination layer is never written to memory, in the forward pass or in
+    the backward pass, which recomputes every block's factors from the two
+    ``(F, d, batch)`` inputs (cheap gathers and ``d x d`` products) and takes
+    the weight gradient one block of columns at a time.
     """
 
     @staticmethod
-    def forward(ctx, et_p, w_p, et_q, w_q, layer_p, layer_q):
-        n_pairs = layer_p.n_pairs
-        out = et_p.new_empty((2 * n_pairs, *et_p.shape[1:]))  # (2 P, d, batch)
-        layer_p.products_into(et_p, out[:n_pairs])  # (P, d, batch)
-        layer_q.products_into(et_q, out[n_pairs:])  # (P, d, batch)
-        ctx.save_for_backward(et_p, et_q)
+    def forward(ctx, et_p, w_p, et_q, w_q, weight, bias, layer_p, layer_q):
+        n_pairs, (d, batch) = layer_p.n_pairs, et_p.shape[1:]
+        block = _pairs_per_block(n_pairs, d, batch, et_p.device)
+        # a fresh tensor (expand().contiguous() would alias the bias at batch 1)
+        h = weight.new_empty((weight.shape[0], batch))  # (H, batch)
+        h.copy_(bias.unsqueeze(1))  # (H, batch): the bias in every column
+        for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
+            per_field = layer._per_field(et)  # (F-1, d, batch) or None
+            for start in range(0, n_pairs, block):
+                stop = min(start + block, n_pairs)
+                _, vw, right = layer._block_factors(et, per_field, start, stop)
+                cols = slice((k * n_pairs + start) * d, (k * n_pairs + stop) * d)
+                # (H, b d) @ (b d, batch), accumulated into (H, batch)
+                h.addmm_(weight[:, cols], (vw * right).flatten(0, 1))
+        ctx.save_for_backward(et_p, et_q, weight)
         ctx.layers = (layer_p, layer_q)
-        return out
+        return h
 
     @staticmethod
-    def backward(ctx, grad):  # (2 P, d, batch)
-        et_p, et_q = ctx.saved_tensors
+    def backward(ctx, grad_h):  # (H, batch)
+        et_p, et_q, weight = ctx.saved_tensors
         layer_p, layer_q = ctx.layers
-        n_pairs = layer_p.n_pairs
+        n_pairs, (d, batch) = layer_p.n_pairs, et_p.shape[1:]
+        block = _pairs_per_block(n_pairs, d, batch, et_p.device)
+        grad_weight = torch.empty_like(weight)  # (H, 2 P d)
+        grads = []
         with torch.no_grad():
-            g_et_p, g_w_p = layer_p.products_backward(et_p, grad[:n_pairs])
-            g_et_q, g_w_q = layer_q.products_backward(et_q, grad[n_pairs:])
-        return g_et_p, g_w_p, g_et_q, g_w_q, None, None
+            for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
+                grad_et, grad_w, per_field, grad_per_field = layer._backward_buffers(
+                    et
+                )
+                acc = (grad_et, grad_w, grad_per_field)
+                for start in range(0, n_pairs, block):
+                    stop = min(start + block, n_pairs)
+                    cols = slice((k * n_pairs + start) * d, (k * n_pairs + stop) * d)
+                    _, vw, right = layer._block_factors(et, per_field, start, stop)
+                    products = (vw * right).flatten(0, 1)  # (b d, batch)
+                    # dW block = grad_h products^T: (H, batch) @ (batch, b d)
+                    torch.mm(grad_h, products.t(), out=grad_weight[:, cols])
+                    # d products = W_block^T grad_h: (b d, H) @ (H, batch)
+                    g = torch.mm(weight[:, cols].t(), grad_h)  # (b d, batch)
+                    layer._block_backward(
+                        et, per_field, start, stop, g.view(-1, d, batch), acc
+                    )
+                grads.append(layer._finish_backward(et, acc))
+        (g_et_p, g_w_p), (g_et_q, g_w_q) = grads
+        grad_bias = grad_h.sum(dim=1)  # (H,)
+        return g_et_p, g_w_p, g_et_q, g_w_q, grad_weight, grad_bias, None, None
 
 
 class PairLinear(nn.Module):
@@ -639,21 +643,19 @@ class FiBiNET(nn.Module):
         a = self.senet.field_weights(e)  # (batch, F)
         et = e.permute(1, 2, 0).contiguous()  # (F, d, batch)
         vt = et * a.t().unsqueeze(1)  # (F, d, batch): SENET re-weighting
-        # Both branches' pair products, a block of pairs at a time and in cache,
-        # written straight into one tensor (backward recomputes the blocks).
-        pq = _BlockedPairProducts.apply(
+        # Both branches' pair products go straight into the first DNN layer, a
+        # block of pairs at a time while in cache: the (2 P d, batch)
+        # combination [p; q] is never materialised (backward recomputes it).
+        first = self.dnn[0]
+        h = _BlockedBilinearLinear.apply(
             et,
             self.bilinear_p.weight,
             vt,
             self.bilinear_q.weight,
+            first.weight,
+            first.bias,
             self.bilinear_p,
             self.bilinear_q,
-        )  # (2 P, d, batch)
-        # The first DNN layer reads the flattened combination [p; q] of width
-        # 2 P d; with the batch last that is one matmul, no transpose of pq.
-        first = self.dnn[0]
-        h = torch.addmm(
-            first.bias.unsqueeze(1), first.weight, pq.flatten(0, 1)
         )  # (h, batch)
         h = h.t()  # (batch, h), a view
         for layer in self.dnn[1:]:

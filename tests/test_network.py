@@ -246,3 +246,21 @@ def test_numeric_bins_share_coarse_vectors_with_their_neighbours():
 def test_no_coarse_levels_without_numeric_fields():
     emb = FieldEmbedding(cardinalities=[5, 6], d_embedding=3, numeric_bins=[0, 0])
     assert emb.coarse is None
+
+
+@pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
+def test_rows_predicted_alone_equal_the_batch_and_leave_weights_alone(bilinear_type):
+    torch.manual_seed(0)
+    cards = [5, 6, 7, 8]
+    net = FiBiNET(
+        cardinalities=cards, d_embedding=4, d_hidden=(16,), bilinear_type=bilinear_type
+    ).double()
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.stack([torch.randint(0, c, (20,)) for c in cards], dim=1)
+    with torch.inference_mode():
+        one_by_one = torch.cat([net(x[i : i + 1]) for i in range(len(x))])
+        batch = net(x)
+    assert_close(one_by_one, batch)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key
