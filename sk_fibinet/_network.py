@@ -408,9 +408,7 @@ class _BlockedBilinearLinear(torch.autograd.Function):
         grads = []
         with torch.no_grad():
             for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
-                grad_et, grad_w, per_field, grad_per_field = layer._backward_buffers(
-                    et
-                )
+                grad_et, grad_w, per_field, grad_per_field = layer._backward_buffers(et)
                 acc = (grad_et, grad_w, grad_per_field)
                 for start in range(0, n_pairs, block):
                     stop = min(start + block, n_pairs)
