@@ -313,7 +313,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         One shared ``d x d`` matrix, one per field, or one per field pair.
     shared_bilinear : bool, default=False
         Share the bilinear weights between the plain and the SENET branch.
-    hidden_layer_sizes : int or tuple of int, default=(256, 128)
+    hidden_layer_sizes : int or tuple of int, default=(128, 64)
         Widths of the DNN's hidden layers; ``()`` for none.
     dropout : float, default=0.1
         Dropout after every hidden layer.
@@ -345,7 +345,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         overfits small data within a few epochs).
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified).
-    n_iter_no_change : int, default=2
+    n_iter_no_change : int, default=1
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
         Minimum decrease of the validation loss that counts as improvement.
@@ -445,7 +445,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         senet_activation="relu",
         bilinear_type="interaction",
         shared_bilinear=False,
-        hidden_layer_sizes=(256, 128),
+        hidden_layer_sizes=(128, 64),
         dropout=0.1,
         linear=True,
         max_cross_cells=2000,
@@ -455,7 +455,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         max_epochs=20,
         early_stopping="auto",
         validation_fraction=0.1,
-        n_iter_no_change=2,
+        n_iter_no_change=1,
         tol=1e-4,
         class_weight=None,
         device="cpu",

@@ -528,7 +528,7 @@ class FiBiNET(nn.Module):
         Bilinear weight sharing, see :class:`BilinearInteraction`.
     shared_bilinear : bool, default=False
         Share the bilinear weights between the plain and the SENET branch.
-    d_hidden : sequence of int, default=(256, 128)
+    d_hidden : sequence of int, default=(128, 64)
         Widths of the DNN's hidden layers.
     dropout : float, default=0.0
         Dropout after every hidden layer.
@@ -580,7 +580,7 @@ class FiBiNET(nn.Module):
         senet_activation: str = "relu",
         bilinear_type: str = "interaction",
         shared_bilinear: bool = False,
-        d_hidden: Sequence[int] = (256, 128),
+        d_hidden: Sequence[int] = (128, 64),
         dropout: float = 0.0,
         linear: bool = True,
         max_cross_cells: int = 0,
