@@ -2,7 +2,8 @@
 
 Criteo-shaped data (27 categorical + 13 numeric columns, vocabularies up to
 1e5) from ``criteo_like.make_criteo_like``; a second draw of 20k rows is the
-held-out set. Prints fit seconds, epochs run and held-out ROC AUC / log loss::
+held-out set. Prints fit seconds, epochs run and held-out ROC AUC / log loss,
+and the machine's measured fp32 matmul peak (hosts of the same kind differ)::
 
     python benchmarks/fit_time.py
     python benchmarks/fit_time.py --params '{"embedding_dim": 8}'
@@ -22,6 +23,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from criteo_like import make_criteo_like  # noqa: E402
+from throughput import matmul_peak_gflops  # noqa: E402
 
 from sk_fibinet import FiBiNETClassifier  # noqa: E402
 
@@ -50,6 +52,7 @@ def main(argv=None):
         f"held-out ROC AUC {roc_auc_score(y_te, proba):.4f}, "
         f"log loss {log_loss(y_te, proba):.4f}"
     )
+    print(f"fp32 matmul peak {matmul_peak_gflops(args.threads):.0f} GFLOP/s")
 
 
 if __name__ == "__main__":
