@@ -292,19 +292,20 @@ class BilinearInteraction(nn.Module):
         grad_per_field = None if per_field is None else torch.zeros_like(per_field)
         return grad_et, grad_w, per_field, grad_per_field
 
-    def _block_backward(self, et, per_field, start, stop, g, grads) -> None:
+    def _block_backward(self, factors, start, stop, g, grads) -> None:
         """Accumulate the gradients of pair products ``start:stop`` into ``grads``.
 
-        ``g`` is the gradient of the block's products, ``(b, d, batch)``;
-        ``grads`` is ``(grad_et, grad_w, grad_per_field)`` from
-        :meth:`_backward_buffers`. The factors are recomputed, not stored.
+        ``factors`` is the block's ``(left, vw, right)`` from
+        :meth:`_block_factors` (recomputed by the caller, not stored); ``g`` is
+        the gradient of the block's products, ``(b, d, batch)``; ``grads`` is
+        ``(grad_et, grad_w, grad_per_field)`` from :meth:`_backward_buffers`.
         """
         grad_et, grad_w, grad_per_field = grads
         left_idx, right_idx = self.left[start:stop], self.right[start:stop]
-        left, vw, right = self._block_factors(et, per_field, start, stop)
+        left, vw, right = factors
         grad_et.index_add_(0, right_idx, g * vw)  # (b, d, batch) into (F, d, batch)
         grad_vw = g * right  # (b, d, batch)
-        if per_field is not None:
+        if grad_per_field is not None:
             grad_per_field.index_add_(0, left_idx, grad_vw)  # (F-1, d, batch)
             return
         # vw = W^T left: dW = left grad_vw^T, d left = W grad_vw
@@ -413,14 +414,15 @@ class _BlockedBilinearLinear(torch.autograd.Function):
                 for start in range(0, n_pairs, block):
                     stop = min(start + block, n_pairs)
                     cols = slice((k * n_pairs + start) * d, (k * n_pairs + stop) * d)
-                    _, vw, right = layer._block_factors(et, per_field, start, stop)
+                    factors = layer._block_factors(et, per_field, start, stop)
+                    _, vw, right = factors
                     products = (vw * right).flatten(0, 1)  # (b d, batch)
                     # dW block = grad_h products^T: (H, batch) @ (batch, b d)
                     torch.mm(grad_h, products.t(), out=grad_weight[:, cols])
                     # d products = W_block^T grad_h: (b d, H) @ (H, batch)
                     g = torch.mm(weight[:, cols].t(), grad_h)  # (b d, batch)
                     layer._block_backward(
-                        et, per_field, start, stop, g.view(-1, d, batch), acc
+                        factors, start, stop, g.view(-1, d, batch), acc
                     )
                 grads.append(layer._finish_backward(et, acc))
         (g_et_p, g_w_p), (g_et_q, g_w_q) = grads
