@@ -264,3 +264,26 @@ def test_rows_predicted_alone_equal_the_batch_and_leave_weights_alone(bilinear_t
     assert_close(one_by_one, batch)
     for key, value in net.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_block_size_follows_the_l2_cache(tmp_path, monkeypatch):
+    import sk_fibinet._network as network
+
+    for i, (level, kind, size) in enumerate(
+        [("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "2048K")]
+    ):
+        index = tmp_path / f"index{i}"
+        index.mkdir()
+        (index / "level").write_text(level + "\n")
+        (index / "type").write_text(kind + "\n")
+        (index / "size").write_text(size + "\n")
+    assert network._l2_cache_bytes(tmp_path) == 2 << 20
+    assert network._l2_cache_bytes(tmp_path / "missing") == 512 << 10  # fallback
+    monkeypatch.setattr(network, "_l2_cache_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert network._block_elements() == (2 << 20) // 4  # both threads' L2, float32
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
+    assert network._block_elements() == 1 << 22  # clamped to 16 MB
+    cpu = torch.device("cpu")
+    assert network._pairs_per_block(741, 16, 1024, cpu) == (1 << 22) // (16 * 1024)
+    assert network._pairs_per_block(741, 16, 1024, torch.device("meta")) == 741
