@@ -8,6 +8,7 @@ Shapes use ``F`` fields, ``d`` embedding width and ``P = F (F - 1) / 2`` pairs.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,6 +226,11 @@ class BilinearInteraction(nn.Module):
             raise ValueError(f"n_fields must be >= 1, got {n_fields=}")
         self.bilinear_type = bilinear_type
         left, right = torch.triu_indices(n_fields, n_fields, offset=1)  # (P,), (P,)
+        # Pairs are ordered by left field: those of left field i are
+        # group_starts[i]:group_starts[i + 1], their right fields i+1, ..., F-1.
+        self._group_starts = [
+            i * (n_fields - 1) - i * (i - 1) // 2 for i in range(n_fields)
+        ] + [left.numel()]
         self.register_buffer("left", left)
         self.register_buffer("right", right)
         n_matrices = {
@@ -281,12 +287,73 @@ class BilinearInteraction(nn.Module):
         w_t = self.weight[start:stop].transpose(1, 2)  # (b, d, d): W^T
         return left, torch.bmm(w_t, left), right  # (b, d, batch) each
 
+    def _segments(self, start: int, stop: int):
+        """Yield ``(i, s0, s1)``: the runs of pairs ``start:stop`` whose left
+        field is ``i``; their right fields are consecutive, so no gather."""
+        i = bisect.bisect_right(self._group_starts, start) - 1
+        while start < stop:
+            end = min(stop, self._group_starts[i + 1])
+            yield i, start, end
+            start, i = end, i + 1
+
+    def _stacked_maps(self, transposed: bool = True) -> torch.Tensor | None:
+        """The ``"interaction"`` matrices side by side (``None`` otherwise):
+        ``W_k^T`` stacked by rows, ``(P d, d)``, or (``transposed=False``)
+        ``W_k`` by columns, ``(d, P d)``; one small copy per pass, so that a run
+        of pairs takes a slice of it, not a copy of its own."""
+        if self.bilinear_type != "interaction":
+            return None
+        n_maps, d, _ = self.weight.shape
+        if transposed:
+            return self.weight.transpose(1, 2).reshape(n_maps * d, d)  # (P d, d)
+        return self.weight.permute(1, 0, 2).reshape(d, n_maps * d)  # (d, P d)
+
+    def _products(self, et, per_field, start, stop, out, w_rows, keep=True):
+        """Pair products of pairs ``start:stop`` and the factors behind them.
+
+        With ``out`` (a ``(b, d, batch)`` buffer, ``b >= stop - start``) the
+        products are written run by run (:meth:`_segments`) into it, with no
+        gather (``w_rows`` from :meth:`_stacked_maps`); without, all at once
+        through index gathers (fewer, larger operations: for GPUs and for
+        blocks that hold every pair).
+
+        Returns
+        -------
+        parts : list of ``(i, s0, s1, (left, vw, right))``
+            ``i`` the run's left field (``None`` for a gathered block); with
+            ``keep=False`` the factors are not kept (``vw`` is ``None``).
+        products : Tensor of shape (stop - start, d, batch)
+        """
+        if out is None:
+            factors = self._block_factors(et, per_field, start, stop)
+            return [(None, start, stop, factors)], factors[1] * factors[2]
+        parts, d, batch = [], et.shape[1], et.shape[2]
+        for i, s0, s1 in self._segments(start, stop):
+            n, j0 = s1 - s0, i + 1 + s0 - self._group_starts[i]
+            right = et[j0 : j0 + n]  # (n, d, batch): right fields i+1+..., a view
+            o = out[s0 - start : s1 - start]  # (n, d, batch)
+            left = None
+            if per_field is not None:
+                vw = per_field[i].unsqueeze(0)  # (1, d, batch), broadcast
+                torch.mul(vw, right, out=o)
+            elif keep:
+                left = et[i]  # (d, batch)
+                vw = (w_rows[s0 * d : s1 * d] @ left).view(n, d, batch)  # W^T v_i
+                torch.mul(vw, right, out=o)
+            else:  # forward only: W^T v_i straight into the buffer
+                torch.mm(w_rows[s0 * d : s1 * d], et[i], out=o.view(n * d, batch))
+                o.mul_(right)  # (n, d, batch)
+                vw = None
+            parts.append((i, s0, s1, (left, vw, right)))
+        return parts, out[: stop - start]  # (b, d, batch)
+
     def _backward_buffers(self, et: torch.Tensor):
         """Zeroed gradient accumulators for :meth:`_block_backward`.
 
-        Returns ``grad_et`` ``(F, d, batch)``, ``grad_w`` ``(M, d, d)`` and the
-        per-field maps with their gradient (``(F-1, d, batch)`` each, ``None``
-        for ``"interaction"``).
+        Returns ``grad_et`` ``(F, d, batch)``, ``grad_wt`` ``(M, d, d)`` (the
+        weights' gradient, each matrix transposed for ``"interaction"``) and
+        the per-field maps with their gradient (``(F-1, d, batch)`` each,
+        ``None`` for ``"interaction"``).
         """
         grad_et = torch.zeros_like(et)  # (F, d, batch)
         grad_w = torch.zeros_like(self.weight)  # (M, d, d)
@@ -294,40 +361,54 @@ class BilinearInteraction(nn.Module):
         grad_per_field = None if per_field is None else torch.zeros_like(per_field)
         return grad_et, grad_w, per_field, grad_per_field
 
-    def _block_backward(self, factors, start, stop, g, grads) -> None:
-        """Accumulate the gradients of pair products ``start:stop`` into ``grads``.
+    def _block_backward(self, part, g, grads, w_cols) -> None:
+        """Accumulate the gradients of one part's pair products into ``grads``.
 
-        ``factors`` is the block's ``(left, vw, right)`` from
-        :meth:`_block_factors` (recomputed by the caller, not stored); ``g`` is
-        the gradient of the block's products, ``(b, d, batch)``; ``grads`` is
-        ``(grad_et, grad_w, grad_per_field)`` from :meth:`_backward_buffers`.
+        ``part`` is ``(i, start, stop, factors)`` from :meth:`_products`
+        (recomputed by the caller, not stored); ``g`` is the gradient of the
+        part's products, ``(n, d, batch)``; ``grads`` is ``(grad_et, grad_wt,
+        grad_per_field)`` from :meth:`_backward_buffers` (``grad_wt`` holds
+        every ``dW_k^T``); ``w_cols`` is ``_stacked_maps(transposed=False)``.
         """
-        grad_et, grad_w, grad_per_field = grads
-        left_idx, right_idx = self.left[start:stop], self.right[start:stop]
-        left, vw, right = factors
-        grad_et.index_add_(0, right_idx, g * vw)  # (b, d, batch) into (F, d, batch)
-        grad_vw = g * right  # (b, d, batch)
-        if grad_per_field is not None:
-            grad_per_field.index_add_(0, left_idx, grad_vw)  # (F-1, d, batch)
+        i, start, stop, (left, vw, right) = part
+        grad_et, grad_wt, grad_per_field = grads
+        grad_vw = g * right  # (n, d, batch)
+        if i is None:  # a gathered block
+            left_idx, right_idx = self.left[start:stop], self.right[start:stop]
+            grad_et.index_add_(0, right_idx, g * vw)  # (b, d, batch) into (F, d, B)
+            if grad_per_field is not None:
+                grad_per_field.index_add_(0, left_idx, grad_vw)  # (F-1, d, batch)
+                return
+            # vw = W^T left: dW^T = grad_vw left^T, d left = W grad_vw
+            grad_wt[start:stop] = torch.bmm(grad_vw, left.transpose(1, 2))  # (b,d,d)
+            grad_et.index_add_(
+                0, left_idx, torch.bmm(self.weight[start:stop], grad_vw)
+            )  # (b, d, batch) into (F, d, batch)
             return
-        # vw = W^T left: dW = left grad_vw^T, d left = W grad_vw
-        grad_w[start:stop] = torch.bmm(left, grad_vw.transpose(1, 2))  # (b, d, d)
-        grad_et.index_add_(
-            0, left_idx, torch.bmm(self.weight[start:stop], grad_vw)
-        )  # (b, d, batch) into (F, d, batch)
+        n, d, batch = g.shape
+        j0 = i + 1 + start - self._group_starts[i]
+        grad_et[j0 : j0 + n].addcmul_(g, vw)  # (n, d, batch): right fields' slice
+        if grad_per_field is not None:
+            grad_per_field[i] += grad_vw.sum(dim=0)  # (d, batch)
+            return
+        # vw_k = W_k^T left: dW_k^T = grad_vw_k left^T, d left = sum_k W_k grad_vw_k
+        flat = grad_vw.view(n * d, batch)  # (n d, batch)
+        torch.mm(flat, left.t(), out=grad_wt[start:stop].view(n * d, d))  # (n d, d)
+        grad_et[i].addmm_(w_cols[:, start * d : stop * d], flat)  # (d, batch)
 
     def _finish_backward(self, et, grads) -> tuple[torch.Tensor, torch.Tensor]:
-        """Turn the per-field map gradients into ``(grad_et, grad_w)``."""
+        """Turn the accumulators into ``(grad_et, grad_w)``."""
         grad_et, grad_w, grad_per_field = grads
-        if grad_per_field is not None:
-            # per_field = W_i^T et_i for the F - 1 left fields
-            lhs = et[:-1]  # (F-1, d, batch)
-            if self.bilinear_type == "all":
-                grad_w[0] = torch.einsum("fab,fcb->ac", lhs, grad_per_field)  # (d, d)
-                grad_et[:-1] += torch.matmul(self.weight[0], grad_per_field)
-            else:
-                grad_w.copy_(torch.bmm(lhs, grad_per_field.transpose(1, 2)))
-                grad_et[:-1] += torch.bmm(self.weight, grad_per_field)
+        if grad_per_field is None:  # "interaction": dW_k^T accumulated
+            return grad_et, grad_w.transpose(1, 2).contiguous()  # (P, d, d)
+        # per_field = W_i^T et_i for the F - 1 left fields
+        lhs = et[:-1]  # (F-1, d, batch)
+        if self.bilinear_type == "all":
+            grad_w[0] = torch.einsum("fab,fcb->ac", lhs, grad_per_field)  # (d, d)
+            grad_et[:-1] += torch.matmul(self.weight[0], grad_per_field)
+        else:
+            grad_w.copy_(torch.bmm(lhs, grad_per_field.transpose(1, 2)))  # (F-1,d,d)
+            grad_et[:-1] += torch.bmm(self.weight, grad_per_field)
         return grad_et, grad_w
 
     def _left_maps(self, et: torch.Tensor) -> torch.Tensor:
@@ -422,6 +503,14 @@ def _blocks(n_pairs: int, d: int, batch: int, device: torch.device, branch: int)
         )
 
 
+def _block_buffer(n_pairs: int, et: torch.Tensor) -> torch.Tensor | None:
+    """A ``(b, d, batch)`` buffer for one block's products, or ``None`` when
+    one block holds every pair (then gathered at once, see ``_products``)."""
+    d, batch = et.shape[1:]
+    block = _pairs_per_block(n_pairs, d, batch, et.device)
+    return None if block >= n_pairs else et.new_empty((block, d, batch))
+
+
 class _BlockedBilinearLinear(torch.autograd.Function):
     """The first DNN layer applied to both branches' pair products,
     ``h = bias + W [p; q]`` of shape ``(H, batch)``, a block of pairs at a time.
@@ -442,10 +531,14 @@ class _BlockedBilinearLinear(torch.autograd.Function):
         h.copy_(bias.unsqueeze(1))  # (H, batch): the bias in every column
         for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
             per_field = layer._per_field(et)  # (F-1, d, batch) or None
+            out = _block_buffer(n_pairs, et)  # (b, d, batch) or None
+            w_rows = layer._stacked_maps()  # (P d, d) or None
             for start, stop, cols in _blocks(n_pairs, d, batch, et.device, k):
-                _, vw, right = layer._block_factors(et, per_field, start, stop)
+                _, products = layer._products(
+                    et, per_field, start, stop, out, w_rows, keep=False
+                )
                 # (H, b d) @ (b d, batch), accumulated into (H, batch)
-                h.addmm_(weight[:, cols], (vw * right).flatten(0, 1))
+                h.addmm_(weight[:, cols], products.flatten(0, 1))
         ctx.save_for_backward(et_p, et_q, weight)
         ctx.layers = (layer_p, layer_q)
         return h
@@ -461,17 +554,23 @@ class _BlockedBilinearLinear(torch.autograd.Function):
             for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
                 grad_et, grad_w, per_field, grad_per_field = layer._backward_buffers(et)
                 acc = (grad_et, grad_w, grad_per_field)
+                out = _block_buffer(n_pairs, et)  # (b, d, batch) or None
+                w_rows = layer._stacked_maps()  # (P d, d) or None
+                w_cols = layer._stacked_maps(transposed=False)  # (d, P d) or None
                 for start, stop, cols in _blocks(n_pairs, d, batch, et.device, k):
-                    factors = layer._block_factors(et, per_field, start, stop)
-                    _, vw, right = factors
-                    products = (vw * right).flatten(0, 1)  # (b d, batch)
+                    parts, products = layer._products(
+                        et, per_field, start, stop, out, w_rows
+                    )
+                    products = products.flatten(0, 1)  # (b d, batch)
                     # dW block = grad_h products^T: (H, batch) @ (batch, b d)
                     torch.mm(grad_h, products.t(), out=grad_weight[:, cols])
                     # d products = W_block^T grad_h: (b d, H) @ (H, batch)
                     g = torch.mm(weight[:, cols].t(), grad_h)  # (b d, batch)
-                    layer._block_backward(
-                        factors, start, stop, g.view(-1, d, batch), acc
-                    )
+                    g = g.view(-1, d, batch)  # (b, d, batch)
+                    for part in parts:
+                        _, s0, s1, _ = part
+                        g_part = g[s0 - start : s1 - start]  # (n, d, batch)
+                        layer._block_backward(part, g_part, acc, w_cols)
                 grads.append(layer._finish_backward(et, acc))
         (g_et_p, g_w_p), (g_et_q, g_w_q) = grads
         grad_bias = grad_h.sum(dim=1)  # (H,)
