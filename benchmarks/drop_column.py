@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from quality import _as_str, hgb, split
 from sklearn.metrics import log_loss
 
-from quality import _as_str, hgb, split
 from sk_fibinet import FiBiNETClassifier
 
 
@@ -36,7 +36,10 @@ def main(argv=None):
         )
 
     base = losses([])
-    print(f"{args.dataset}, seed {args.seed}: test log loss, change when a column is dropped\n")
+    print(
+        f"{args.dataset}, seed {args.seed}: "
+        "test log loss, change when a column is dropped\n"
+    )
     print("| dropped | HistGradientBoosting | FiBiNET | FiBiNET - HGB |")
     print("|---|---|---|---|")
     print(f"| (none) | {base[0]:.4f} | {base[1]:.4f} | {base[1] - base[0]:+.4f} |")
