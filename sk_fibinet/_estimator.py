@@ -30,9 +30,14 @@ from ._malloc import tune_malloc
 from ._network import BILINEAR_TYPES, FiBiNET
 from ._optim import SparseDenseAdamW
 
-_PREDICT_BATCH_SIZE = (
-    1024  # larger chunks push (chunk, pairs, d) temporaries out of cache
-)
+# Rows per prediction chunk. The pair products are computed a cache-sized block
+# at a time whatever the chunk, so larger chunks only amortise per-chunk costs:
+# predict_proba on 20k Criteo-shaped rows, default network, ran at 47.7k /
+# 51.5k / 50.7k rows/s with chunks of 1,024 / 2,048 / 4,096 (medians of 5).
+_PREDICT_BATCH_SIZE = 2048
+# Rows per chunk for field weights and interaction strengths, which build
+# (chunk, pairs, hidden) tensors: 400 MB at 1,024 rows, 40 fields, 128 hidden.
+_INSPECT_BATCH_SIZE = 1024
 # The first-order weights start at 0 and each sees only the rows with its code;
 # at 10x the network's learning rate they keep up with it (3 seeds, with
 # min_frequency=2: Avazu AUC 0.682 -> 0.689, Bank 0.792 -> 0.794, Adult and
@@ -835,7 +840,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         device = self.net_.device
         out = [torch.empty(0, len(self.encoder_.cardinalities_))]  # (0, F)
         with _eval_mode(module):
-            for codes, _ in _BatchIterator(dataset, _PREDICT_BATCH_SIZE, None):
+            for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
                 e = module.embedding(codes.to(device))  # (batch, F, d)
                 out.append(module.senet.field_weights(e).cpu())  # (batch, F)
         return torch.cat(out).to(torch.float64).numpy()  # (n, F)
@@ -898,7 +903,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             w = first.view(h, 2, n_pairs, d)  # (h, branch, P, d)
             device = self.net_.device
             with _eval_mode(module):
-                for codes, _ in _BatchIterator(dataset, _PREDICT_BATCH_SIZE, None):
+                for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
                     e = module.embedding(codes.to(device))  # (batch, F, d)
                     v = module.senet(e)  # (batch, F, d)
                     p = module.bilinear_p(e)  # (batch, P, d)
