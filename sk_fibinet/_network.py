@@ -321,7 +321,8 @@ class BilinearInteraction(nn.Module):
         -------
         parts : list of ``(i, s0, s1, (left, vw, right))``
             ``i`` the run's left field (``None`` for a gathered block); with
-            ``keep=False`` the factors are not kept (``vw`` is ``None``).
+            ``keep=False`` (forward only) ``vw`` of ``"interaction"`` runs is
+            not kept (``None``).
         products : Tensor of shape (stop - start, d, batch)
         """
         if out is None:
@@ -442,8 +443,6 @@ class BilinearInteraction(nn.Module):
 
 _CACHE_BLOCK_ELEMENTS: int | None = None  # None: sized from the L2 cache
 _DEFAULT_L2_BYTES = 512 * 1024  # when the cache size cannot be read
-
-
 _SYSFS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 
 
@@ -471,9 +470,9 @@ def _block_elements() -> int:
     Measured at the reference workload's shape (d 16, batch 1,024, DNN 400) on
     a 2-core Intel Xeon with 2 MiB of L2 per core (three in-process A/B runs,
     medians of 13-28 steps): 4 MB blocks trained 6-10 % and predicted 1-7 %
-    faster than 1 MB ones (the earlier fixed size, which is what
-    this rule gives a 2-core AMD EPYC with 512 KiB per core), 8 MB ones were as
-    slow as 1 MB. Clamped to 256 KB - 16 MB.
+    faster than 1 MB ones (the earlier fixed size, which is what this rule
+    gives a 2-core AMD EPYC with 512 KiB per core), 8 MB ones were as slow as
+    1 MB. Clamped to 256 KB - 16 MB.
     """
     if _CACHE_BLOCK_ELEMENTS is not None:
         return _CACHE_BLOCK_ELEMENTS
@@ -490,10 +489,10 @@ def _pairs_per_block(n_pairs: int, d: int, batch: int, device: torch.device) -> 
     return max(1, _block_elements() // (d * batch))
 
 
-def _blocks(n_pairs: int, d: int, batch: int, device: torch.device, branch: int):
-    """Yield ``(start, stop, cols)`` per block of pairs of one branch (0 or 1):
-    the pairs ``start:stop`` and their columns in the ``(H, 2 P d)`` first layer."""
-    block = _pairs_per_block(n_pairs, d, batch, device)
+def _blocks(n_pairs: int, d: int, block: int, branch: int):
+    """Yield ``(start, stop, cols)`` per block of ``block`` pairs of one branch
+    (0 or 1): the pairs ``start:stop`` and their columns in the ``(H, 2 P d)``
+    first layer."""
     for start in range(0, n_pairs, block):
         stop = min(start + block, n_pairs)
         yield (
@@ -503,11 +502,10 @@ def _blocks(n_pairs: int, d: int, batch: int, device: torch.device, branch: int)
         )
 
 
-def _block_buffer(n_pairs: int, et: torch.Tensor) -> torch.Tensor | None:
-    """A ``(b, d, batch)`` buffer for one block's products, or ``None`` when
+def _block_buffer(n_pairs: int, block: int, et: torch.Tensor) -> torch.Tensor | None:
+    """A ``(block, d, batch)`` buffer for one block's products, or ``None`` when
     one block holds every pair (then gathered at once, see ``_products``)."""
     d, batch = et.shape[1:]
-    block = _pairs_per_block(n_pairs, d, batch, et.device)
     return None if block >= n_pairs else et.new_empty((block, d, batch))
 
 
@@ -519,21 +517,22 @@ class _BlockedBilinearLinear(torch.autograd.Function):
     CPU) are computed and multiplied into ``h`` while they are in cache; the
     ``(2 P d, batch)`` combination layer is never written to memory, in the
     forward pass or in the backward pass, which recomputes every block's factors
-    from the two ``(F, d, batch)`` inputs (cheap gathers and ``d x d`` products)
-    and takes the weight gradient one block of columns at a time.
+    from the two ``(F, d, batch)`` inputs (slices and small matmuls) and takes
+    the weight gradient one block of columns at a time.
     """
 
     @staticmethod
     def forward(ctx, et_p, w_p, et_q, w_q, weight, bias, layer_p, layer_q):
         n_pairs, (d, batch) = layer_p.n_pairs, et_p.shape[1:]
+        block = _pairs_per_block(n_pairs, d, batch, et_p.device)
         # a fresh tensor (expand().contiguous() would alias the bias at batch 1)
         h = weight.new_empty((weight.shape[0], batch))  # (H, batch)
         h.copy_(bias.unsqueeze(1))  # (H, batch): the bias in every column
         for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
             per_field = layer._per_field(et)  # (F-1, d, batch) or None
-            out = _block_buffer(n_pairs, et)  # (b, d, batch) or None
+            out = _block_buffer(n_pairs, block, et)  # (b, d, batch) or None
             w_rows = layer._stacked_maps()  # (P d, d) or None
-            for start, stop, cols in _blocks(n_pairs, d, batch, et.device, k):
+            for start, stop, cols in _blocks(n_pairs, d, block, k):
                 _, products = layer._products(
                     et, per_field, start, stop, out, w_rows, keep=False
                 )
@@ -548,16 +547,17 @@ class _BlockedBilinearLinear(torch.autograd.Function):
         et_p, et_q, weight = ctx.saved_tensors
         layer_p, layer_q = ctx.layers
         n_pairs, (d, batch) = layer_p.n_pairs, et_p.shape[1:]
+        block = _pairs_per_block(n_pairs, d, batch, et_p.device)
         grad_weight = torch.empty_like(weight)  # (H, 2 P d)
         grads = []
         with torch.no_grad():
             for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
                 grad_et, grad_w, per_field, grad_per_field = layer._backward_buffers(et)
                 acc = (grad_et, grad_w, grad_per_field)
-                out = _block_buffer(n_pairs, et)  # (b, d, batch) or None
+                out = _block_buffer(n_pairs, block, et)  # (b, d, batch) or None
                 w_rows = layer._stacked_maps()  # (P d, d) or None
                 w_cols = layer._stacked_maps(transposed=False)  # (d, P d) or None
-                for start, stop, cols in _blocks(n_pairs, d, batch, et.device, k):
+                for start, stop, cols in _blocks(n_pairs, d, block, k):
                     parts, products = layer._products(
                         et, per_field, start, stop, out, w_rows
                     )
