@@ -157,6 +157,7 @@ DIAGNOSTIC_MODELS = {
         histgradientboostingclassifier__interaction_cst="pairwise"
     ),
 }
+ALL_MODELS = {**MODELS, **DIAGNOSTIC_MODELS}
 
 
 def main(argv=None):
@@ -167,7 +168,7 @@ def main(argv=None):
     p.add_argument(
         "--models",
         default=",".join(MODELS),
-        help=f"comma-separated, from {[*MODELS, *DIAGNOSTIC_MODELS]}",
+        help=f"comma-separated, from {list(ALL_MODELS)}",
     )
     p.add_argument(
         "--params", default="{}", help="JSON of FiBiNETClassifier parameters to try"
@@ -183,7 +184,7 @@ def main(argv=None):
                 X_tr, X_te, y_tr, y_te = split(name, args.data, seed)
                 if model_name != "FiBiNET (defaults)":
                     X_tr, X_te = _as_str(X_tr), _as_str(X_te)
-                model = {**MODELS, **DIAGNOSTIC_MODELS}[model_name](X_tr, seed)
+                model = ALL_MODELS[model_name](X_tr, seed)
                 start = time.perf_counter()
                 model.fit(X_tr, y_tr)
                 seconds = time.perf_counter() - start
