@@ -1,0 +1,422 @@
+"""The FiBiNet++ network in plain PyTorch (no scikit-learn, no skorch).
+
+Zhang, Zheng & Zhang, "FiBiNet++: Reducing Model Size by Low Rank Feature
+Interaction Layer for CTR Prediction", CIKM 2022 (arXiv 2209.05016); the authors'
+code is github.com/recommendation-algorithm/FiBiNet, run with ``--version ++``.
+
+Shapes use ``F`` fields, ``d`` embedding width and ``P = F (F - 1) / 2`` pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F_
+
+from ._network import FieldEmbedding
+
+#: LayerNorm epsilon of the authors' ``SimpleLayerNormalization``.
+LN_EPS = 1e-6
+
+
+class FeatureNorm(nn.Module):
+    """Feature normalisation: BatchNorm for categorical fields, LayerNorm for
+    numeric ones.
+
+    Categorical fields share one ``BatchNorm1d(d)``: statistics per embedding
+    component over the batch and all categorical fields, as the authors' Keras
+    ``BatchNormalization(axis=-1)`` on ``(batch, F_cat, d)``. Every numeric field
+    is layer-normalised over its ``d`` values with its own scale and shift
+    (``(F_num, d)`` each, the authors' unshared ``SimpleLayerNormalization``).
+
+    Parameters
+    ----------
+    is_numeric : sequence of bool
+        Per field, ``True`` for a numeric (binned) field.
+    d_embedding : int
+        Embedding width ``d``.
+
+    Notes
+    -----
+    Shapes:
+
+    - Input: ``(batch, n_fields, d_embedding)``
+    - Output: ``(batch, n_fields, d_embedding)``, fields in input order
+
+    Examples
+    --------
+    >>> norm = FeatureNorm(is_numeric=[False, True, False], d_embedding=4)
+    >>> norm(torch.randn(5, 3, 4)).shape
+    torch.Size([5, 3, 4])
+    """
+
+    def __init__(self, *, is_numeric: Sequence[bool], d_embedding: int):
+        super().__init__()
+        is_numeric = [bool(v) for v in is_numeric]
+        if not is_numeric:
+            raise ValueError(f"is_numeric needs >= 1 field, got {is_numeric=}")
+        flags = torch.tensor(is_numeric)  # (F,)
+        cat = torch.nonzero(~flags).flatten()  # (F_cat,)
+        num = torch.nonzero(flags).flatten()  # (F_num,)
+        # [categorical; numeric] -> input order
+        inverse = torch.argsort(torch.cat([cat, num]))  # (F,)
+        self.register_buffer("cat_index", cat, persistent=False)
+        self.register_buffer("num_index", num, persistent=False)
+        self.register_buffer("inverse", inverse, persistent=False)
+        self.bn = nn.BatchNorm1d(d_embedding) if cat.numel() else None
+        self.ln_weight = self.ln_bias = None
+        if num.numel():
+            self.ln_weight = nn.Parameter(torch.ones(num.numel(), d_embedding))
+            self.ln_bias = nn.Parameter(torch.zeros(num.numel(), d_embedding))
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """Normalise ``(batch, F, d)`` embeddings field by field."""
+        parts = []
+        if self.bn is not None:
+            c = e.index_select(1, self.cat_index)  # (batch, F_cat, d)
+            c = self.bn(c.transpose(1, 2)).transpose(1, 2)  # (batch, F_cat, d)
+            parts.append(c)
+        if self.ln_weight is not None:
+            n = e.index_select(1, self.num_index)  # (batch, F_num, d)
+            n = F_.layer_norm(n, n.shape[-1:], eps=LN_EPS)  # (batch, F_num, d)
+            parts.append(n * self.ln_weight + self.ln_bias)  # (batch, F_num, d)
+        z = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (batch, F, d)
+        return z.index_select(1, self.inverse)  # (batch, F, d)
+
+
+class BilinearPlus(nn.Module):
+    """Bi-Linear+: shared-matrix inner products of all field pairs, compressed.
+
+    ``p_ij = <v_i W, v_j>`` for every pair ``i < j`` with one shared ``d x d``
+    matrix ``W`` gives ``P`` scalars (the authors' ``"all_ip"`` type), computed as
+    one batched Gram matrix ``(E W) E^T`` whose upper triangle is read through
+    index buffers. A linear layer then maps the ``P`` scalars to ``d_out`` units:
+    with ``rank`` it is the low-rank product ``P -> rank -> d_out`` (no
+    activation, no bias in between); with ``rank=None`` a single full
+    ``P -> d_out`` layer, as the authors' code runs by default
+    (``origin_bilinear_dnn_units=[50]``, linear activation).
+
+    Parameters
+    ----------
+    n_fields : int
+        Number of fields ``F``, at least 2.
+    d_embedding : int
+        Embedding width ``d``.
+    d_out : int, default=50
+        Output width of the compression layer.
+    rank : int or None, default=None
+        Inner width of the low-rank compression; ``None``: one full layer.
+
+    Notes
+    -----
+    Shapes:
+
+    - Input: ``(batch, n_fields, d_embedding)``
+    - Output: ``(batch, d_out)``; :meth:`pair_products` gives ``(batch, n_pairs)``
+
+    Parameters: ``d^2`` for ``W``, then ``P rank + rank d_out + d_out`` (low
+    rank) or ``P d_out + d_out`` (full).
+
+    Examples
+    --------
+    >>> bi = BilinearPlus(n_fields=4, d_embedding=3, d_out=5, rank=2)
+    >>> bi(torch.randn(2, 4, 3)).shape
+    torch.Size([2, 5])
+    """
+
+    def __init__(
+        self,
+        *,
+        n_fields: int,
+        d_embedding: int,
+        d_out: int = 50,
+        rank: int | None = None,
+    ):
+        super().__init__()
+        if n_fields < 2:
+            raise ValueError(f"BilinearPlus needs n_fields >= 2, got {n_fields=}")
+        if d_out < 1:
+            raise ValueError(f"d_out must be >= 1, got {d_out=}")
+        if rank is not None and rank < 1:
+            raise ValueError(f"rank must be >= 1 or None, got {rank=}")
+        left, right = torch.triu_indices(n_fields, n_fields, offset=1)  # (P,), (P,)
+        self.register_buffer("left", left, persistent=False)
+        self.register_buffer("right", right, persistent=False)
+        weight = torch.empty(d_embedding, d_embedding)  # (d, d)
+        nn.init.xavier_normal_(weight)  # the authors' glorot_normal
+        self.weight = nn.Parameter(weight)
+        n_pairs = left.numel()
+        if rank is None:
+            self.compress = nn.Linear(n_pairs, d_out)
+        else:
+            self.compress = nn.Sequential(
+                nn.Linear(n_pairs, rank, bias=False), nn.Linear(rank, d_out)
+            )
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of field pairs ``P = F (F - 1) / 2``."""
+        return self.left.numel()
+
+    def pair_products(self, e: torch.Tensor) -> torch.Tensor:
+        """The ``P`` bilinear inner products ``<v_i W, v_j>``, ``(batch, P)``."""
+        gram = (e @ self.weight) @ e.transpose(1, 2)  # (batch, F, F)
+        return gram[:, self.left, self.right]  # (batch, P)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, F, d)`` embeddings to compressed pairs ``(batch, d_out)``."""
+        return self.compress(self.pair_products(e))  # (batch, d_out)
+
+
+class SENETPlus(nn.Module):
+    """SENet+: grouped mean/max squeeze, bit-wise excitation, re-weight, skip, LN.
+
+    Squeeze: each field's ``d`` vector is split into ``n_groups`` groups of
+    ``d / n_groups`` values, each group gives its mean and its max: ``2 g F``
+    statistics (all means, then all maxes). Excitation: two bias-free linear
+    layers ``2 g F -> max(1, int(2 g F / reduction_ratio)) -> F d`` with a ReLU
+    in between and no activation after (the authors' ``senet_activation="none"``),
+    one weight per embedding component (bit-wise). Fuse: ``LN(e * A + e)``, the
+    re-weighted embeddings plus a skip connection, layer-normalised over each
+    field's ``d`` values with one ``(d,)`` scale and shift shared by all fields.
+
+    Parameters
+    ----------
+    n_fields : int
+        Number of fields ``F``.
+    d_embedding : int
+        Embedding width ``d``; ``n_groups`` must divide it.
+    n_groups : int, default=2
+        Groups per field in the squeeze.
+    reduction_ratio : float, default=3
+        The hidden excitation layer has ``max(1, int(2 g F / reduction_ratio))``
+        units.
+
+    Notes
+    -----
+    Shapes:
+
+    - Input: ``(batch, n_fields, d_embedding)``
+    - Output: ``(batch, n_fields, d_embedding)``; :meth:`bit_weights` gives the
+      excitation ``A``, also ``(batch, n_fields, d_embedding)``
+
+    Examples
+    --------
+    >>> senet = SENETPlus(n_fields=6, d_embedding=4, n_groups=2)
+    >>> senet(torch.randn(2, 6, 4)).shape
+    torch.Size([2, 6, 4])
+    """
+
+    def __init__(
+        self,
+        *,
+        n_fields: int,
+        d_embedding: int,
+        n_groups: int = 2,
+        reduction_ratio: float = 3,
+    ):
+        super().__init__()
+        if n_fields < 1:
+            raise ValueError(f"n_fields must be >= 1, got {n_fields=}")
+        if n_groups < 1 or d_embedding % n_groups:
+            raise ValueError(
+                f"n_groups must be >= 1 and divide d_embedding, got {n_groups=} "
+                f"and {d_embedding=}"
+            )
+        if not reduction_ratio > 0:
+            raise ValueError(f"reduction_ratio must be > 0, got {reduction_ratio=}")
+        self.n_groups = n_groups
+        d_squeeze = 2 * n_groups * n_fields
+        d_reduced = max(1, int(d_squeeze / reduction_ratio))
+        self.excitation = nn.Sequential(
+            nn.Linear(d_squeeze, d_reduced, bias=False),
+            nn.ReLU(),
+            nn.Linear(d_reduced, n_fields * d_embedding, bias=False),
+        )
+        for layer in self.excitation[::2]:
+            nn.init.xavier_normal_(layer.weight)  # the authors' glorot_normal
+        self.norm = nn.LayerNorm(d_embedding, eps=LN_EPS)
+
+    def bit_weights(self, e: torch.Tensor) -> torch.Tensor:
+        """Per-row bit-wise weights ``A``, shape ``(batch, F, d)``."""
+        batch, n_fields, d = e.shape
+        groups = e.view(batch, n_fields, self.n_groups, d // self.n_groups)
+        # (batch, F, g, d/g) -> (batch, F g) each; means first, then maxes
+        z = torch.cat(
+            [groups.mean(dim=-1).flatten(1), groups.amax(dim=-1).flatten(1)], dim=1
+        )  # (batch, 2 g F)
+        return self.excitation(z).view(batch, n_fields, d)  # (batch, F, d)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """Re-weight ``(batch, F, d)`` embeddings bit-wise, add them back, normalise."""
+        a = self.bit_weights(e)  # (batch, F, d)
+        return self.norm(e * a + e)  # (batch, F, d)
+
+
+class FiBiNetPP(nn.Module):
+    """FiBiNet++: normalised embeddings, Bi-Linear+ and SENet+ branches, DNN.
+
+    Embeddings are normalised (:class:`FeatureNorm`); :class:`BilinearPlus`
+    compresses their pairwise bilinear inner products to ``d_bilinear_out``
+    units, :class:`SENETPlus` re-weights them bit-wise; the two outputs,
+    ``(batch, d_bilinear_out)`` and the flattened ``(batch, F d)``, are
+    concatenated into the DNN. Compared with :class:`~sk_fibinet._network.FiBiNET`
+    there is no bilinear layer on the SENET branch and no linear part, and the
+    bilinear branch yields ``d_bilinear_out`` numbers instead of ``P d``, which is
+    where the DNN's first layer, most of FiBiNET's weights, shrinks.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+        Number of codes of each field.
+    d_embedding : int, default=16
+        Embedding width ``d``.
+    reduction_ratio : float, default=3
+        SENet+ reduction ratio, see :class:`SENETPlus`.
+    d_hidden : sequence of int, default=(128, 64)
+        Widths of the DNN's hidden layers.
+    dropout : float, default=0.0
+        Dropout after every hidden layer.
+    n_outputs : int, default=1
+        One logit for binary targets, one per class otherwise.
+    sparse : bool, default=False
+        Sparse gradients for the main embedding table.
+    numeric_bins : sequence of int or None, default=None
+        Ordered bins per numeric field (0 for categorical fields): fields with
+        ``numeric_bins[i] > 0`` are layer-normalised, the others batch-normalised,
+        and numeric fields get coarse embeddings, see
+        :class:`~sk_fibinet._network.FieldEmbedding`. ``None``: every field is
+        categorical.
+    n_groups : int, default=2
+        Groups per field in SENet+'s squeeze; must divide ``d_embedding``.
+    bilinear_rank : int or None, default=None
+        Inner width of Bi-Linear+'s low-rank compression ``P -> rank ->
+        d_bilinear_out``; ``None``: one full ``P -> d_bilinear_out`` layer.
+    d_bilinear_out : int, default=50
+        Output width of Bi-Linear+.
+
+    Notes
+    -----
+    Shapes:
+
+    - Input: ``(batch, n_fields)`` integer codes
+    - Output: ``(batch, n_outputs)`` logits
+
+    With a single field there are no pairs: no Bi-Linear+ module, and the DNN
+    reads the SENet+ output alone, ``(batch, d)``.
+
+    Model size (parameters outside ``embedding.*``) on a Criteo-shaped workload,
+    39 fields of which 13 numeric, ``d = 16``, DNN 400-400-400, one output, ``P =
+    741``: FiBiNET (``bilinear_type="interaction"``, ``linear=False``) 10,186,807;
+    FiBiNetPP with the defaults above 669,597, 15.2x fewer (with
+    ``bilinear_rank=8``: 638,875, 15.9x). The paper reports 12x - 16x.
+
+    Where this differs from the authors' code (``--version ++``):
+
+    - The paper's "Low Rank Layer" is optional here (``bilinear_rank``); the
+      default follows the authors' code, one linear ``P -> 50`` layer with bias.
+    - Numeric fields are quantile-binned into embedding fields (with coarse
+      levels) in this package, not ``value * vector`` as in the authors' code;
+      their LayerNorm is the same (per field, own scale and shift, eps 1e-6).
+    - Field order is kept (categorical and numeric fields interleaved); the
+      authors put every numeric field after the categorical ones. Only the
+      order of pairs differs.
+    - BatchNorm uses PyTorch's momentum (0.1) and eps (1e-5), not Keras'
+      (0.01 in PyTorch terms, 1e-3).
+    - The DNN and output layers use PyTorch's default initialisation (the
+      authors: Glorot-normal, zero biases); ``W`` and the excitation layers are
+      Glorot-normal as theirs. The output layer has a bias, which stands in for
+      the authors' separate global bias.
+    - Default DNN widths and embedding size mirror :class:`FiBiNET`'s
+      ``(128, 64)`` and 16; the authors use ``(400, 400, 400)`` and 10.
+
+    Examples
+    --------
+    >>> net = FiBiNetPP(cardinalities=[4, 5, 6], d_embedding=4, d_hidden=(8,))
+    >>> net(torch.tensor([[0, 1, 2], [3, 4, 5]])).shape
+    torch.Size([2, 1])
+    """
+
+    #: Parameters that get sparse gradients with ``sparse=True`` (lazy Adam).
+    #: The coarse table of numeric fields stays dense, as in ``FiBiNET``.
+    SPARSE_PARAMETERS = ("embedding.embedding.weight",)
+
+    def __init__(
+        self,
+        *,
+        cardinalities: Sequence[int],
+        d_embedding: int = 16,
+        reduction_ratio: float = 3,
+        d_hidden: Sequence[int] = (128, 64),
+        dropout: float = 0.0,
+        n_outputs: int = 1,
+        sparse: bool = False,
+        numeric_bins: Sequence[int] | None = None,
+        n_groups: int = 2,
+        bilinear_rank: int | None = None,
+        d_bilinear_out: int = 50,
+    ):
+        super().__init__()
+        n_fields = len(cardinalities)
+        if n_groups < 1 or d_embedding % n_groups:
+            raise ValueError(
+                f"n_groups must be >= 1 and divide d_embedding, got {n_groups=} "
+                f"and {d_embedding=}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout=}")
+        if n_outputs < 1:
+            raise ValueError(f"n_outputs must be >= 1, got {n_outputs=}")
+        self.embedding = FieldEmbedding(
+            cardinalities=cardinalities,
+            d_embedding=d_embedding,
+            sparse=sparse,
+            numeric_bins=numeric_bins,
+        )
+        is_numeric = (
+            [b > 0 for b in numeric_bins] if numeric_bins else [False] * n_fields
+        )
+        self.norm = FeatureNorm(is_numeric=is_numeric, d_embedding=d_embedding)
+        self.bilinear = None
+        d_in = n_fields * d_embedding
+        if n_fields >= 2:
+            self.bilinear = BilinearPlus(
+                n_fields=n_fields,
+                d_embedding=d_embedding,
+                d_out=d_bilinear_out,
+                rank=bilinear_rank,
+            )
+            d_in += d_bilinear_out
+        self.senet = SENETPlus(
+            n_fields=n_fields,
+            d_embedding=d_embedding,
+            n_groups=n_groups,
+            reduction_ratio=reduction_ratio,
+        )
+        layers: list[nn.Module] = []
+        for width in d_hidden:
+            layers += [nn.Linear(d_in, width), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            d_in = width
+        layers.append(nn.Linear(d_in, n_outputs))
+        self.dnn = nn.Sequential(*layers)
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of field pairs ``P = F (F - 1) / 2`` (0 for a single field)."""
+        return 0 if self.bilinear is None else self.bilinear.n_pairs
+
+    def bit_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """SENet+'s weights ``A`` for ``(batch, F)`` codes, ``(batch, F, d)``."""
+        return self.senet.bit_weights(self.norm(self.embedding(x)))  # (batch, F, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, F)`` integer codes to ``(batch, n_outputs)`` logits."""
+        e = self.norm(self.embedding(x))  # (batch, F, d)
+        h = self.senet(e).flatten(1)  # (batch, F d)
+        if self.bilinear is not None:
+            h = torch.cat([self.bilinear(e), h], dim=1)  # (batch, d_out + F d)
+        return self.dnn(h)  # (batch, n_outputs)
