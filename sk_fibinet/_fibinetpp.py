@@ -30,6 +30,9 @@ class FeatureNorm(nn.Module):
     ``BatchNormalization(axis=-1)`` on ``(batch, F_cat, d)``. Every numeric field
     is layer-normalised over its ``d`` values with its own scale and shift
     (``(F_num, d)`` each, the authors' unshared ``SimpleLayerNormalization``).
+    A training batch with a single value per component (one row, one
+    categorical field) is normalised with the running statistics instead of
+    failing.
 
     Parameters
     ----------
@@ -76,8 +79,17 @@ class FeatureNorm(nn.Module):
         parts = []
         if self.bn is not None:
             c = e.index_select(1, self.cat_index)  # (batch, F_cat, d)
-            c = self.bn(c.transpose(1, 2)).transpose(1, 2)  # (batch, F_cat, d)
-            parts.append(c)
+            ct = c.transpose(1, 2)  # (batch, d, F_cat)
+            if self.training and ct.shape[0] * ct.shape[2] == 1:
+                # one value per component (a last batch of one row, one
+                # categorical field): no batch statistics, use the running ones
+                bn = self.bn
+                ct = F_.batch_norm(
+                    ct, bn.running_mean, bn.running_var, bn.weight, bn.bias, eps=bn.eps
+                )  # (1, d, 1)
+            else:
+                ct = self.bn(ct)  # (batch, d, F_cat)
+            parts.append(ct.transpose(1, 2))  # (batch, F_cat, d)
         if self.ln_weight is not None:
             n = e.index_select(1, self.num_index)  # (batch, F_num, d)
             n = F_.layer_norm(n, n.shape[-1:], eps=LN_EPS)  # (batch, F_num, d)
