@@ -388,7 +388,9 @@ class FiBiNetPP(nn.Module):
             numeric_bins=numeric_bins,
         )
         is_numeric = (
-            [b > 0 for b in numeric_bins] if numeric_bins else [False] * n_fields
+            [int(b) > 0 for b in numeric_bins]
+            if numeric_bins is not None
+            else [False] * n_fields
         )
         self.norm = FeatureNorm(is_numeric=is_numeric, d_embedding=d_embedding)
         self.bilinear = None

@@ -1,5 +1,6 @@
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -37,8 +38,10 @@ def test_single_field_has_no_bilinear_branch():
     assert net(torch.tensor([[3]])).shape == (1, 1)  # one row, one field, training
 
 
-def test_mixed_numeric_and_categorical_fields():
+@pytest.mark.parametrize("as_array", [False, True])
+def test_mixed_numeric_and_categorical_fields(as_array):
     cards, bins = [6, 40, 5, 30], [0, 39, 0, 29]
+    bins = np.array(bins) if as_array else bins  # an array has no truth value
     net = FiBiNetPP(cardinalities=cards, d_embedding=4, numeric_bins=bins)
     assert net.norm.cat_index.tolist() == [0, 2]
     assert net.norm.num_index.tolist() == [1, 3]
