@@ -70,6 +70,9 @@ class _BatchIterator:
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed  # None: keep the order
+        # skorch asks for the training iterator once per fit and iterates it
+        # once per epoch: each pass draws the next permutation.
+        self.n_passes = 0
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
@@ -82,7 +85,8 @@ class _BatchIterator:
                 stop = start + self.batch_size
                 yield codes[start:stop], None if target is None else target[start:stop]
             return
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed + self.n_passes)
+        self.n_passes += 1
         order = torch.randperm(n, generator=generator)  # (n,)
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]  # (batch,)
@@ -137,7 +141,10 @@ class _FiBiNETNet(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         if training:
-            # a fresh, reproducible permutation every epoch
+            # Called once per fit (skorch's fit_loop builds the iterator before
+            # the epoch loop): the iterator itself moves to a fresh, reproducible
+            # permutation on every pass, starting after the epochs already run
+            # (a warm start continues the sequence).
             seed = self.shuffle_seed + len(self.history)
             return _BatchIterator(dataset, self.batch_size, seed)
         return _BatchIterator(dataset, self.predict_batch_size, None)
@@ -160,26 +167,40 @@ def _row_losses(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
 
 
 class _ValidScore(Callback):
-    """Record the validation ROC AUC after every epoch (binary: AUC, else OvR).
+    """Record validation ROC AUC and the calibrated log loss after every epoch.
 
     Uses the logits of skorch's own validation pass, so the validation rows are
-    not run through the network a second time.
+    not run through the network a second time. ``valid_auc`` is the ROC AUC
+    (binary) or the one-vs-rest macro AUC; ``valid_loss_calibrated`` is the
+    weighted log loss after dividing the logits by the temperature that
+    minimises it (``valid_temperature``), the probabilities the estimator
+    would return had training stopped at this epoch. A network that keeps
+    ranking better while it grows over-confident lowers the calibrated loss
+    while the raw ``valid_loss`` rises; early stopping watches the former.
     """
 
+    def __init__(self, calibrate: bool = True):
+        self.calibrate = calibrate
+
     def on_epoch_begin(self, net, **kwargs):
-        self.logits_, self.labels_ = [], []
+        self.logits_, self.targets_ = [], []
 
     def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
         if not training and y_pred is not None:
-            self.logits_.append(y_pred.detach().cpu())  # (batch, n_outputs)
-            self.labels_.append(batch[1][:, 0].long().cpu())  # (batch,)
+            self.logits_.append(y_pred.detach())  # (batch, n_outputs)
+            self.targets_.append(batch[1])  # (batch, 2): class index, weight
 
     def on_epoch_end(self, net, **kwargs):
         if not self.logits_:
             return
-        logits = torch.cat(self.logits_)  # (n_valid, n_outputs)
-        y = torch.cat(self.labels_).numpy()
-        self.logits_, self.labels_ = [], []
+        logits = torch.cat(self.logits_).cpu()  # (n_valid, n_outputs)
+        target = torch.cat(self.targets_).cpu()  # (n_valid, 2)
+        self.logits_, self.targets_ = [], []
+        if self.calibrate:
+            temperature, loss = _fit_temperature(logits, target, return_loss=True)
+            net.history.record("valid_temperature", temperature)
+            net.history.record("valid_loss_calibrated", loss)
+        y = target[:, 0].long().numpy()
         proba = _logits_to_proba(logits)
         n_classes = proba.shape[1]
         if np.unique(y).size < 2:
@@ -230,8 +251,14 @@ def _logits_to_proba(logits: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits, dim=1).numpy()  # (n, K)
 
 
-def _fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
-    """Temperature minimising the weighted log loss of ``logits / T``."""
+def _fit_temperature(
+    logits: torch.Tensor, target: torch.Tensor, return_loss: bool = False
+):
+    """Temperature minimising the weighted log loss of ``logits / T``.
+
+    With ``return_loss``, also return that minimum loss (the loss at ``T = 1``
+    when no temperature improves on it).
+    """
     from scipy.optimize import minimize_scalar
 
     z = logits.detach().to("cpu", torch.float64)  # (n, n_outputs)
@@ -242,9 +269,12 @@ def _fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
         return float((losses * weight).sum() / weight.sum())
 
     result = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded")
-    if not np.isfinite(result.fun) or result.fun > loss(0.0):
-        return 1.0
-    return float(np.exp(result.x))
+    plain = loss(0.0)
+    if not np.isfinite(result.fun) or result.fun > plain:
+        temperature, best = 1.0, plain
+    else:
+        temperature, best = float(np.exp(result.x)), float(result.fun)
+    return (temperature, best) if return_loss else temperature
 
 
 def _check_device(device):
@@ -676,12 +706,13 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             train_ds = _CodesDataset(codes[tr], target[tr])
             valid_ds = _CodesDataset(codes[va], target[va])
             train_split = predefined_split(valid_ds)
+            calibrate = self.calibration == "temperature"
             callbacks += [
-                ("valid_auc", _ValidScore()),
+                ("valid_auc", _ValidScore(calibrate=calibrate)),
                 (
                     "early_stopping",
                     EarlyStopping(
-                        monitor="valid_loss",
+                        monitor="valid_loss_calibrated" if calibrate else "valid_loss",
                         patience=self.n_iter_no_change,
                         threshold=self.tol,
                         threshold_mode="abs",

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_fibinet import FiBiNETClassifier
+from skorch.callbacks import Callback
 
 
 def test_fit_predict_learns_signal(mixed):
@@ -111,6 +112,37 @@ def test_class_weight_shifts_probabilities(mixed, class_weight):
     assert clf.predict_proba(X)[:, 1].mean() > plain + 0.05
 
 
+class _RecordBatches(Callback):
+    """Keep the training batches' codes, one list per epoch."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epochs_ = getattr(self, "epochs_", []) + [[]]
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.epochs_[-1].append(batch[0].clone())
+
+
+def test_every_epoch_draws_a_new_batch_order_reproducibly(mixed):
+    X, y = mixed
+    params = {**FAST, "max_epochs": 3, "early_stopping": False}
+    rec = _RecordBatches()
+    a = FiBiNETClassifier(**params, callbacks=[rec]).fit(X, y)
+    orders = [torch.cat(batches) for batches in rec.epochs_]  # (n, F) per epoch
+    assert len(orders) == 3
+    for first, second in zip(orders, orders[1:]):
+        assert first.shape == second.shape
+        assert not torch.equal(first, second)  # a new permutation each epoch
+        assert not torch.equal(first[:64], second[:64])  # a new first batch too
+        # the same rows in another order
+        assert torch.equal(
+            torch.sort(first.sum(1) * 1000 + first[:, 0]).values,
+            torch.sort(second.sum(1) * 1000 + second[:, 0]).values,
+        )
+    b = FiBiNETClassifier(**params, callbacks=[_RecordBatches()]).fit(X, y)
+    assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
 def test_early_stopping_restores_best_epoch():
     X, y = make_mixed(n=1500)
     clf = FiBiNETClassifier(
@@ -120,13 +152,33 @@ def test_early_stopping_restores_best_epoch():
         n_iter_no_change=2,
     ).fit(X, y)
     history = clf.net_.history
-    losses = history[:, "valid_loss"]
+    losses = history[:, "valid_loss_calibrated"]
     assert clf.n_iter_ == len(history) < 60
     best = int(np.argmin(losses))
     assert best == len(losses) - 1 - 2  # stopped after the patience ran out
-    # the restored weights give the best epoch's validation loss
-    assert history[best, "valid_loss_best"]
     assert "valid_auc" in history[-1]
+    # The restored weights are the best epoch's: the temperature fitted after
+    # training on the validation logits equals the one recorded at that epoch
+    # (the last epoch's weights give another one).
+    np.testing.assert_allclose(
+        clf.temperature_, history[best, "valid_temperature"], rtol=1e-6
+    )
+    assert not np.isclose(clf.temperature_, history[-1, "valid_temperature"])
+
+
+def test_early_stopping_watches_the_calibrated_loss():
+    X, y = make_mixed(n=1500)
+    params = {**FAST, "max_epochs": 30, "learning_rate": 3e-2, "dropout": 0.0}
+    clf = FiBiNETClassifier(**params, early_stopping=True).fit(X, y)
+    history = clf.net_.history
+    raw = np.asarray(history[:, "valid_loss"])
+    calibrated = np.asarray(history[:, "valid_loss_calibrated"])
+    # the calibrated loss is never above the raw one (T = 1 is a candidate)
+    assert (calibrated <= raw + 1e-6).all()
+    plain = FiBiNETClassifier(**params, early_stopping=True, calibration=None)
+    plain.fit(X, y)
+    assert "valid_loss_calibrated" not in plain.net_.history[-1]
+    assert plain.n_iter_ == int(np.argmin(plain.net_.history[:, "valid_loss"])) + 2
 
 
 def test_early_stopping_auto_depends_on_size(mixed):
