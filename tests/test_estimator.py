@@ -15,9 +15,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier
-from skorch.callbacks import Callback
 
 
 def test_fit_predict_learns_signal(mixed):
@@ -130,7 +130,7 @@ def test_every_epoch_draws_a_new_batch_order_reproducibly(mixed):
     a = FiBiNETClassifier(**params, callbacks=[rec]).fit(X, y)
     orders = [torch.cat(batches) for batches in rec.epochs_]  # (n, F) per epoch
     assert len(orders) == 3
-    for first, second in zip(orders, orders[1:]):
+    for first, second in zip(orders[:-1], orders[1:], strict=True):
         assert first.shape == second.shape
         assert not torch.equal(first, second)  # a new permutation each epoch
         assert not torch.equal(first[:64], second[:64])  # a new first batch too
