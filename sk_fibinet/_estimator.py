@@ -25,9 +25,10 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
-from ._encoding import FieldEncoder
+from ._encoding import N_RESERVED, FieldEncoder
+from ._fibinetpp import FiBiNetPP
 from ._malloc import tune_malloc
-from ._network import BILINEAR_TYPES, FiBiNET
+from ._network import BILINEAR_TYPES, FiBiNET, FrequentPairLinear
 from ._optim import SparseDenseAdamW
 
 # Rows per prediction chunk. The pair products are computed a cache-sized block
@@ -46,6 +47,14 @@ _LINEAR_LR_SCALE = 10.0
 # A pair of fields is crossed only if its combinations could get this many
 # training rows each on average; below that the weights would memorise rows.
 _CROSS_MIN_ROWS_PER_CELL = 4
+# Pairs of larger fields are crossed where their frequent combinations (seen
+# min_cross_count times) cover more than this share of the training rows.
+_FREQUENT_MIN_COVERAGE = 0.05
+_FREQUENT_LR_SCALE = 1.0
+# Categorical fields with more codes than this share a coarse embedding per
+# count level (floor(log2 count), capped) between their codes.
+_MIN_GROUPED_CODES = 16
+_MAX_COUNT_LEVEL = 12
 
 
 class _CodesDataset(torch.utils.data.Dataset):
@@ -277,6 +286,32 @@ def _fit_temperature(
     return (temperature, best) if return_loss else temperature
 
 
+def _count_groups(codes, cardinalities, numeric_bins) -> torch.Tensor | None:
+    """Group the codes of categorical fields by how often training saw them.
+
+    Per field with more than ``_MIN_GROUPED_CODES`` codes, a code seen ``c``
+    times in ``codes`` joins group ``floor(log2 c)`` (capped) of its field;
+    reserved codes (missing, rare-or-unseen), codes never seen and numeric
+    fields join none (0). Returns one 1-based group row per code, all fields'
+    codes in order, or None when no field is grouped.
+    """
+    groups, next_row = [], 1
+    for j, (card, bins) in enumerate(zip(cardinalities, numeric_bins, strict=True)):
+        rows = torch.zeros(card, dtype=torch.long)  # (card,)
+        if bins == 0 and card > _MIN_GROUPED_CODES:
+            counts = torch.bincount(codes[:, j], minlength=card)  # (card,)
+            level = torch.log2(counts.clamp(min=1).double()).floor().long()  # (card,)
+            level = level.clamp(max=_MAX_COUNT_LEVEL)  # (card,)
+            seen = counts > 0  # (card,)
+            seen[:N_RESERVED] = False
+            rows[seen] = next_row + level[seen]  # (n_seen,)
+            next_row += _MAX_COUNT_LEVEL + 1
+        groups.append(rows)
+    if next_row == 1:
+        return None
+    return torch.cat(groups)  # (n_codes,)
+
+
 def _check_device(device):
     """Return a usable ``torch.device`` or raise a ValueError that says why."""
     try:
@@ -363,6 +398,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         small fields (month x day of month, device type x banner position) are
         where a table of rates beats the low-rank bilinear products; the
         weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
+    min_cross_count : int, default=4
+        With ``linear``, pairs of fields too large for ``max_cross_cells``
+        (pairs of ID columns: user x item, query x ad) are crossed sparsely:
+        each code combination seen at least this many times in the training
+        rows gets a weight of its own, for the pairs whose such combinations
+        cover more than 5 % of the training rows. Rarer combinations get no
+        weight. The weights start at 0 and learn at ``learning_rate``. 0 turns
+        these crosses off.
     learning_rate : float, default=1e-3
         Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
         (only the rows a batch touches) for the embedding tables.
@@ -402,6 +445,17 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         validation split after training (minimum weighted log loss; Guo et al.
         2017). It sharpens or softens the probabilities without changing their
         order, so ROC AUC is unchanged. None, or no early stopping: no scaling.
+    variant : {"fibinet", "fibinet++"}, default="fibinet"
+        The network. ``"fibinet"``: FiBiNET (Huang, Zhang & Zhang 2019) as
+        described above. ``"fibinet++"``: FiBiNet++ (Zhang, Zheng & Zhang
+        2022): embeddings normalised (BatchNorm for categorical fields,
+        LayerNorm per numeric field), Bi-Linear+ (one shared ``d x d`` matrix,
+        one inner product per pair, compressed by a linear layer) and SENet+
+        (bit-wise re-weighting with a skip connection), concatenated into the
+        DNN; about 15x fewer non-embedding weights. ``senet_activation``,
+        ``bilinear_type``, ``shared_bilinear``, ``linear``, ``max_cross_cells``
+        and ``min_cross_count`` apply to ``"fibinet"`` only (FiBiNet++ has no
+        linear part).
 
     Attributes
     ----------
@@ -453,6 +507,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "linear": ["boolean"],
         "max_cross_cells": [Interval(Integral, 0, None, closed="left")],
+        "min_cross_count": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -467,6 +522,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "calibration": [StrOptions({"temperature"}), None],
+        "variant": [StrOptions({"fibinet", "fibinet++"})],
+        "count_groups": ["boolean"],
     }
 
     def __init__(
@@ -484,6 +541,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         dropout=0.1,
         linear=True,
         max_cross_cells=2000,
+        min_cross_count=4,
         learning_rate=1e-3,
         weight_decay=0.0,
         batch_size=512,
@@ -498,6 +556,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         calibration="temperature",
+        variant="fibinet",
+        count_groups=True,
     ):
         self.categorical_features = categorical_features
         self.min_frequency = min_frequency
@@ -511,6 +571,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.linear = linear
         self.max_cross_cells = max_cross_cells
+        self.min_cross_count = min_cross_count
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -525,6 +586,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.calibration = calibration
+        self.variant = variant
+        self.count_groups = count_groups
 
     # ------------------------------------------------------------------ input
     def _validate_X(self, X, *, reset: bool):
@@ -727,15 +790,42 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
 
         n_outputs = 1 if self.classes_.size == 2 else self.classes_.size
         cross_cells = 0
-        if self.linear:  # crosses need rows per combination to learn from
+        linear = self.linear and self.variant == "fibinet"
+        if linear:  # crosses need rows per combination to learn from
             cross_cells = min(
                 self.max_cross_cells, len(train_ds) // _CROSS_MIN_ROWS_PER_CELL
             )
+        frequent_pairs, frequent_keys = [], 0
+        if linear and self.min_cross_count > 0:
+            cards = list(self.encoder_.cardinalities_)
+            dense = [
+                (i, j)
+                for i in range(len(cards))
+                for j in range(i + 1, len(cards))
+                if cards[i] * cards[j] <= cross_cells
+            ]
+            frequent_pairs, frequent_keys = FrequentPairLinear.learn(
+                train_ds.codes,
+                cards,
+                min_count=self.min_cross_count,
+                min_coverage=_FREQUENT_MIN_COVERAGE,
+                exclude=dense,
+            )
+        code_groups = None
+        if self.count_groups:
+            code_groups = _count_groups(
+                train_ds.codes,
+                self.encoder_.cardinalities_,
+                self.encoder_.numeric_bins(),
+            )
         self.net_ = self._build_net(
             encoder=self.encoder_,
+            code_groups=code_groups,
             hidden=hidden,
             n_outputs=n_outputs,
             cross_cells=cross_cells,
+            frequent_pairs=frequent_pairs,
+            frequent_keys=frequent_keys,
             device=device,
             train_split=train_split,
             callbacks=callbacks,
@@ -771,21 +861,33 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         train_split,
         callbacks,
         seed,
+        frequent_pairs=(),
+        frequent_keys=0,
+        code_groups=None,
     ):
         """The only place that speaks skorch's prefixed parameter names."""
+        if self.variant == "fibinet++":
+            module = {"module": FiBiNetPP}
+        else:
+            module = {
+                "module": FiBiNET,
+                "module__senet_activation": self.senet_activation,
+                "module__bilinear_type": self.bilinear_type,
+                "module__shared_bilinear": self.shared_bilinear,
+                "module__linear": self.linear,
+                "module__max_cross_cells": cross_cells,
+                "module__frequent_pairs": list(frequent_pairs),
+                "module__frequent_keys": frequent_keys,
+            }
         return _FiBiNETNet(
-            module=FiBiNET,
+            **module,
             module__cardinalities=list(encoder.cardinalities_),
             module__numeric_bins=encoder.numeric_bins(),
+            module__code_groups=code_groups,
             module__d_embedding=self.embedding_dim,
             module__reduction_ratio=self.reduction_ratio,
-            module__senet_activation=self.senet_activation,
-            module__bilinear_type=self.bilinear_type,
-            module__shared_bilinear=self.shared_bilinear,
             module__d_hidden=hidden,
             module__dropout=float(self.dropout),
-            module__linear=self.linear,
-            module__max_cross_cells=cross_cells,
             module__n_outputs=n_outputs,
             module__sparse=True,
             criterion=torch.nn.BCEWithLogitsLoss,  # unused: get_loss is weighted
@@ -799,6 +901,10 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                     {"sparse": True, "lr": _LINEAR_LR_SCALE * self.learning_rate},
                 ),
                 ("cross.table.weight", {"sparse": True}),
+                (
+                    "frequent.table.weight",
+                    {"sparse": True, "lr": _FREQUENT_LR_SCALE * self.learning_rate},
+                ),
             ],
             lr=self.learning_rate,
             max_epochs=self.max_epochs,
@@ -853,7 +959,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         totals = torch.zeros(len(cardinalities), dtype=torch.float64)
         totals.index_add_(0, field, counts)  # (F,)
         tables = [module.embedding.embedding.weight]
-        if module.linear is not None:
+        if getattr(module, "linear", None) is not None:
             tables.append(module.linear.weight)
         for table in tables:
             weight = table.detach().cpu().to(torch.float64)  # (R, width)
@@ -872,8 +978,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         out = [torch.empty(0, len(self.encoder_.cardinalities_))]  # (0, F)
         with _eval_mode(module):
             for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
-                e = module.embedding(codes.to(device))  # (batch, F, d)
-                out.append(module.senet.field_weights(e).cpu())  # (batch, F)
+                out.append(module.field_weights(codes.to(device)).cpu())  # (batch, F)
         return torch.cat(out).to(torch.float64).numpy()  # (n, F)
 
     def _column_names(self) -> list[str]:
@@ -926,22 +1031,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         module = self.net_.module_
         names = self._column_names()
         n_fields = len(names)
-        n_pairs = module.bilinear_p.n_pairs
-        strengths = np.zeros(n_fields * (n_fields - 1) // 2)
+        n_pairs = n_fields * (n_fields - 1) // 2
+        strengths = np.zeros(n_pairs)
         if n_pairs:
-            first = module.dnn[0].weight  # (h, 2 P d)
-            h, d = first.shape[0], module.embedding.embedding.embedding_dim
-            w = first.view(h, 2, n_pairs, d)  # (h, branch, P, d)
             device = self.net_.device
             with _eval_mode(module):
                 for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
-                    e = module.embedding(codes.to(device))  # (batch, F, d)
-                    v = module.senet(e)  # (batch, F, d)
-                    p = module.bilinear_p(e)  # (batch, P, d)
-                    q = module.bilinear_q(v)  # (batch, P, d)
-                    c = torch.einsum("bpd,hpd->bph", p, w[:, 0])  # (batch, P, h)
-                    c = c + torch.einsum("bpd,hpd->bph", q, w[:, 1])  # (batch, P, h)
-                    strengths += c.norm(dim=-1).sum(0).cpu().double().numpy()  # (P,)
+                    c = module.pair_strengths(codes.to(device))  # (batch, P)
+                    strengths += c.sum(0).cpu().double().numpy()  # (P,)
             strengths /= max(len(dataset), 1)
         matrix = np.zeros((n_fields, n_fields))
         left, right = np.triu_indices(n_fields, k=1)

@@ -301,6 +301,8 @@ class FiBiNetPP(nn.Module):
         and numeric fields get coarse embeddings, see
         :class:`~sk_fibinet._network.FieldEmbedding`. ``None``: every field is
         categorical.
+    code_groups : Tensor of shape (n_codes,) or None, default=None
+        Codes that share a coarse embedding, see :class:`FieldEmbedding`.
     n_groups : int, default=2
         Groups per field in SENet+'s squeeze; must divide ``d_embedding``.
     bilinear_rank : int or None, default=None
@@ -366,6 +368,7 @@ class FiBiNetPP(nn.Module):
         n_outputs: int = 1,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
+        code_groups: torch.Tensor | None = None,
         n_groups: int = 2,
         bilinear_rank: int | None = None,
         d_bilinear_out: int = 50,
@@ -386,6 +389,7 @@ class FiBiNetPP(nn.Module):
             d_embedding=d_embedding,
             sparse=sparse,
             numeric_bins=numeric_bins,
+            code_groups=code_groups,
         )
         is_numeric = (
             [int(b) > 0 for b in numeric_bins]
@@ -426,6 +430,29 @@ class FiBiNetPP(nn.Module):
     def bit_weights(self, x: torch.Tensor) -> torch.Tensor:
         """SENet+'s weights ``A`` for ``(batch, F)`` codes, ``(batch, F, d)``."""
         return self.senet.bit_weights(self.norm(self.embedding(x)))  # (batch, F, d)
+
+    def field_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean magnitude of each field's SENet+ bit weights: ``(batch, F)``."""
+        return self.bit_weights(x).abs().mean(dim=-1)  # (batch, F)
+
+    def pair_strengths(self, x: torch.Tensor) -> torch.Tensor:
+        """How strongly each pair feeds the DNN, per row: ``(batch, P)``.
+
+        Pair ``(i, j)`` enters as one scalar ``p_ij``; its contribution to the
+        first hidden layer is ``p_ij`` times the column ``c_ij`` of the first
+        layer's Bi-Linear+ block composed with the compression. The strength is
+        ``|p_ij| ||c_ij||``.
+        """
+        if self.bilinear is None:
+            return x.new_zeros(x.shape[0], 0, dtype=torch.float32)  # (batch, 0)
+        compress = self.bilinear.compress
+        layers = compress if isinstance(compress, nn.Sequential) else [compress]
+        d_out = layers[-1].weight.shape[0]
+        m = self.dnn[0].weight[:, :d_out]  # (h, d_out)
+        for layer in reversed(layers):
+            m = m @ layer.weight  # (h, P) at the end
+        p = self.bilinear.pair_products(self.norm(self.embedding(x)))  # (batch, P)
+        return p.abs() * m.norm(dim=0)  # (batch, P)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, F)`` integer codes to ``(batch, n_outputs)`` logits."""
