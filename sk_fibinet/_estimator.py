@@ -25,7 +25,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
-from ._encoding import N_RESERVED, FieldEncoder
+from ._encoding import FieldEncoder
 from ._fibinetpp import FiBiNetPP
 from ._malloc import tune_malloc
 from ._network import BILINEAR_TYPES, FiBiNET, FrequentPairLinear
@@ -51,10 +51,6 @@ _CROSS_MIN_ROWS_PER_CELL = 4
 # min_cross_count times) cover more than this share of the training rows.
 _FREQUENT_MIN_COVERAGE = 0.05
 _FREQUENT_LR_SCALE = 1.0
-# Categorical fields with more codes than this share a coarse embedding per
-# count level (floor(log2 count), capped) between their codes.
-_MIN_GROUPED_CODES = 16
-_MAX_COUNT_LEVEL = 12
 
 
 class _CodesDataset(torch.utils.data.Dataset):
@@ -286,32 +282,6 @@ def _fit_temperature(
     return (temperature, best) if return_loss else temperature
 
 
-def _count_groups(codes, cardinalities, numeric_bins) -> torch.Tensor | None:
-    """Group the codes of categorical fields by how often training saw them.
-
-    Per field with more than ``_MIN_GROUPED_CODES`` codes, a code seen ``c``
-    times in ``codes`` joins group ``floor(log2 c)`` (capped) of its field;
-    reserved codes (missing, rare-or-unseen), codes never seen and numeric
-    fields join none (0). Returns one 1-based group row per code, all fields'
-    codes in order, or None when no field is grouped.
-    """
-    groups, next_row = [], 1
-    for j, (card, bins) in enumerate(zip(cardinalities, numeric_bins, strict=True)):
-        rows = torch.zeros(card, dtype=torch.long)  # (card,)
-        if bins == 0 and card > _MIN_GROUPED_CODES:
-            counts = torch.bincount(codes[:, j], minlength=card)  # (card,)
-            level = torch.log2(counts.clamp(min=1).double()).floor().long()  # (card,)
-            level = level.clamp(max=_MAX_COUNT_LEVEL)  # (card,)
-            seen = counts > 0  # (card,)
-            seen[:N_RESERVED] = False
-            rows[seen] = next_row + level[seen]  # (n_seen,)
-            next_row += _MAX_COUNT_LEVEL + 1
-        groups.append(rows)
-    if next_row == 1:
-        return None
-    return torch.cat(groups)  # (n_codes,)
-
-
 def _check_device(device):
     """Return a usable ``torch.device`` or raise a ValueError that says why."""
     try:
@@ -523,7 +493,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         "verbose": ["verbose"],
         "calibration": [StrOptions({"temperature"}), None],
         "variant": [StrOptions({"fibinet", "fibinet++"})],
-        "count_groups": ["boolean"],
     }
 
     def __init__(
@@ -557,7 +526,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         verbose=0,
         calibration="temperature",
         variant="fibinet",
-        count_groups=True,
     ):
         self.categorical_features = categorical_features
         self.min_frequency = min_frequency
@@ -587,7 +555,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.calibration = calibration
         self.variant = variant
-        self.count_groups = count_groups
 
     # ------------------------------------------------------------------ input
     def _validate_X(self, X, *, reset: bool):
@@ -811,16 +778,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                 min_coverage=_FREQUENT_MIN_COVERAGE,
                 exclude=dense,
             )
-        code_groups = None
-        if self.count_groups:
-            code_groups = _count_groups(
-                train_ds.codes,
-                self.encoder_.cardinalities_,
-                self.encoder_.numeric_bins(),
-            )
         self.net_ = self._build_net(
             encoder=self.encoder_,
-            code_groups=code_groups,
             hidden=hidden,
             n_outputs=n_outputs,
             cross_cells=cross_cells,
@@ -863,7 +822,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         seed,
         frequent_pairs=(),
         frequent_keys=0,
-        code_groups=None,
     ):
         """The only place that speaks skorch's prefixed parameter names."""
         if self.variant == "fibinet++":
@@ -883,7 +841,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             **module,
             module__cardinalities=list(encoder.cardinalities_),
             module__numeric_bins=encoder.numeric_bins(),
-            module__code_groups=code_groups,
             module__d_embedding=self.embedding_dim,
             module__reduction_ratio=self.reduction_ratio,
             module__d_hidden=hidden,

@@ -301,8 +301,6 @@ class FiBiNetPP(nn.Module):
         and numeric fields get coarse embeddings, see
         :class:`~sk_fibinet._network.FieldEmbedding`. ``None``: every field is
         categorical.
-    code_groups : Tensor of shape (n_codes,) or None, default=None
-        Codes that share a coarse embedding, see :class:`FieldEmbedding`.
     n_groups : int, default=2
         Groups per field in SENet+'s squeeze; must divide ``d_embedding``.
     bilinear_rank : int or None, default=None
@@ -368,7 +366,6 @@ class FiBiNetPP(nn.Module):
         n_outputs: int = 1,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
-        code_groups: torch.Tensor | None = None,
         n_groups: int = 2,
         bilinear_rank: int | None = None,
         d_bilinear_out: int = 50,
@@ -389,7 +386,6 @@ class FiBiNetPP(nn.Module):
             d_embedding=d_embedding,
             sparse=sparse,
             numeric_bins=numeric_bins,
-            code_groups=code_groups,
         )
         is_numeric = (
             [int(b) > 0 for b in numeric_bins]

@@ -42,12 +42,6 @@ class FieldEmbedding(nn.Module):
         Per field, 0 for a categorical field, or the number of ordered bins
         ``B`` of a numeric field whose codes ``1..B`` are its bins (code 0,
         missing, has no neighbours). ``None``: no coarse levels.
-    code_groups : Tensor of shape (n_codes,) or None, default=None
-        One more coarse level: per code (all fields' codes in order), the
-        1-based row of a vector it shares with the other codes of its group,
-        or 0 for none. Categorical codes grouped by how often they were seen
-        in training let an ID seen twice borrow from all IDs seen twice.
-
     Notes
     -----
     Shapes:
@@ -72,7 +66,6 @@ class FieldEmbedding(nn.Module):
         d_embedding: int,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
-        code_groups: torch.Tensor | None = None,
     ):
         super().__init__()
         cardinalities = [int(c) for c in cardinalities]
@@ -85,19 +78,8 @@ class FieldEmbedding(nn.Module):
         self.embedding = nn.Embedding(sum(cardinalities), d_embedding, sparse=sparse)
         nn.init.normal_(self.embedding.weight, std=0.01)
         self.coarse = None
-        if numeric_bins is not None or code_groups is not None:
-            if numeric_bins is None:
-                numeric_bins = [0] * len(cardinalities)
+        if numeric_bins is not None:
             index = self._coarse_index(cardinalities, numeric_bins)  # (codes, L)
-            if code_groups is not None:
-                groups = torch.as_tensor(code_groups, dtype=torch.long)  # (codes,)
-                if groups.shape != (sum(cardinalities),):
-                    raise ValueError(
-                        f"code_groups needs one entry per code "
-                        f"({sum(cardinalities)}), got shape {tuple(groups.shape)}"
-                    )
-                shifted = torch.where(groups > 0, groups + index.max(), 0)  # (codes,)
-                index = torch.cat([index, shifted[:, None]], dim=1)  # (codes, L+1)
             n_coarse = int(index.max()) + 1
             if n_coarse > 1:
                 self.register_buffer("coarse_index", index)
@@ -916,8 +898,6 @@ class FiBiNET(nn.Module):
         Ordered bins per numeric field (0 for categorical fields): numeric
         fields then also get coarse embeddings shared by neighbouring bins,
         see :class:`FieldEmbedding`.
-    code_groups : Tensor of shape (n_codes,) or None, default=None
-        Codes that share a coarse embedding, see :class:`FieldEmbedding`.
     frequent_pairs : sequence of (int, int), default=()
         With ``linear``, pairs of fields whose frequent code combinations get
         a weight each, see :class:`FrequentPairLinear`.
@@ -968,7 +948,6 @@ class FiBiNET(nn.Module):
         n_outputs: int = 1,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
-        code_groups: torch.Tensor | None = None,
         frequent_pairs: Sequence[tuple[int, int]] = (),
         frequent_keys: torch.Tensor | int = 0,
     ):
@@ -979,7 +958,6 @@ class FiBiNET(nn.Module):
             d_embedding=d_embedding,
             sparse=sparse,
             numeric_bins=numeric_bins,
-            code_groups=code_groups,
         )
         self.senet = SENETLayer(
             n_fields=n_fields,

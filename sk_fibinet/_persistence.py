@@ -257,7 +257,6 @@ def _network_to_plain(model: FiBiNETClassifier) -> dict:
         "n_outputs": 1 if len(model.classes_) == 2 else len(model.classes_),
         "shuffle_seed": int(model.net_.shuffle_seed),
         "max_cross_cells": int(getattr(model.net_, "module__max_cross_cells", 0)),
-        "code_groups": getattr(model.net_, "module__code_groups", None),
         "frequent_pairs": [
             [int(i), int(j)]
             for i, j in getattr(model.net_, "module__frequent_pairs", [])
@@ -462,7 +461,6 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
         # files written before frequent crosses existed have none; the keys
         # come with the weights
         frequent_pairs=[tuple(p) for p in network.get("frequent_pairs", [])],
-        code_groups=network.get("code_groups"),
         frequent_keys=int(
             payload["state_dict"].get("frequent.keys", torch.zeros(0)).numel()
         ),

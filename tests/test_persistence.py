@@ -335,3 +335,29 @@ def test_pickled_cuda_net_is_mapped_to_cpu_without_cuda(library, tmp_path):
     assert torch.device(restored.net_.device) == torch.device("cpu")
     assert next(restored.net_.module_.parameters()).device.type == "cpu"
     assert_array_equal(restored.predict_proba(X), expected)
+
+
+@pytest.mark.parametrize("variant", ["fibinet", "fibinet++"])
+def test_round_trip_with_frequent_crosses_and_variants(variant, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 1200
+    X = pd.DataFrame(
+        {
+            "user": pd.Series(rng.integers(0, 60, n).astype(str), dtype="str"),
+            "item": pd.Series(rng.integers(0, 50, n).astype(str), dtype="str"),
+            "amount": rng.normal(size=n),
+        }
+    )
+    y = (X["user"].str.len() + rng.random(n) > 2.0).astype(int).to_numpy()
+    clf = FiBiNETClassifier(**SMALL, variant=variant, min_cross_count=2).fit(X, y)
+    if variant == "fibinet":
+        frequent = clf.net_.module_.frequent
+        assert frequent is not None and frequent.keys.numel() > 0
+        # train the crossed weights away from 0 so the round trip is tested
+        with torch.no_grad():
+            frequent.table.weight[1:] = torch.randn_like(frequent.table.weight[1:])
+    save_model(clf, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")
+    assert type(loaded.net_.module_) is type(clf.net_.module_)
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert_array_equal(loaded.interaction_strengths(X), clf.interaction_strengths(X))
