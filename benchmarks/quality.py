@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -45,6 +46,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from sk_fibinet import FiBiNETClassifier
 from sk_fibinet.datasets import load_adult
@@ -207,7 +209,7 @@ def lightgbm(X: pd.DataFrame, seed: int):
     # are fixed at fit, so unseen ones at predict become NaN.
     return make_pipeline(
         _CategoryCodes(_categorical(X)),
-        LGBMClassifier(random_state=seed, n_jobs=os.cpu_count(), verbose=-1),
+        LGBMClassifier(random_state=seed, n_jobs=THREADS[0], verbose=-1),
     )
 
 
@@ -239,7 +241,7 @@ def catboost(X: pd.DataFrame, seed: int):
         CatBoostClassifier(
             cat_features=cat,
             random_seed=seed,
-            thread_count=os.cpu_count(),
+            thread_count=THREADS[0],
             verbose=0,
             allow_writing_files=False,
         ),
@@ -262,6 +264,7 @@ class _FillMissing(BaseEstimator, TransformerMixin):
         return X
 
 
+THREADS = [os.cpu_count()]  # --threads: every model's thread count
 FIBINET_PARAMS: dict = {}  # --params: try other settings than the defaults
 
 MODELS = {
@@ -302,7 +305,16 @@ def main(argv=None):
         "--params", default="{}", help="JSON of FiBiNETClassifier parameters to try"
     )
     p.add_argument("--out", type=Path, help="also write the table as JSON here")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="threads of every model (torch, OpenMP, CatBoost, LightGBM)",
+    )
     args = p.parse_args(argv)
+    THREADS[0] = args.threads
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
     FIBINET_PARAMS.update(json.loads(args.params))
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
@@ -329,7 +341,10 @@ def main(argv=None):
             s = np.array(scores)
             rows.append((name, model_name, s.mean(0), s.std(0)))
     host = platform.processor() or platform.machine()
-    print(f"\nmean ± std over seeds {seeds}; {os.cpu_count()} cores, {host}\n")
+    print(
+        f"\nmean ± std over seeds {seeds}; {os.cpu_count()} cores ({host}), "
+        f"{args.threads} thread(s) per model\n"
+    )
     print("| dataset | model | ROC AUC | log loss | fit s |")
     print("|---|---|---|---|---|")
     for name, model_name, mean, std in rows:

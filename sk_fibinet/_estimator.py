@@ -28,7 +28,7 @@ from skorch.helper import predefined_split
 from ._encoding import FieldEncoder
 from ._fibinetpp import FiBiNetPP
 from ._malloc import tune_malloc
-from ._network import BILINEAR_TYPES, FiBiNET, FrequentPairLinear
+from ._network import BILINEAR_TYPES, FiBiNET
 from ._optim import SparseDenseAdamW
 
 # Rows per prediction chunk. The pair products are computed a cache-sized block
@@ -47,10 +47,9 @@ _LINEAR_LR_SCALE = 10.0
 # A pair of fields is crossed only if its combinations could get this many
 # training rows each on average; below that the weights would memorise rows.
 _CROSS_MIN_ROWS_PER_CELL = 4
-# Pairs of larger fields are crossed where their frequent combinations (seen
-# min_cross_count times) cover more than this share of the training rows.
-_FREQUENT_MIN_COVERAGE = 0.05
-_FREQUENT_LR_SCALE = 1.0
+# With temperature calibration, early stopping watches the calibrated
+# validation loss (False: the raw one, for comparisons).
+_STOP_ON_CALIBRATED_LOSS = True
 
 
 class _CodesDataset(torch.utils.data.Dataset):
@@ -368,14 +367,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         small fields (month x day of month, device type x banner position) are
         where a table of rates beats the low-rank bilinear products; the
         weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
-    min_cross_count : int, default=4
-        With ``linear``, pairs of fields too large for ``max_cross_cells``
-        (pairs of ID columns: user x item, query x ad) are crossed sparsely:
-        each code combination seen at least this many times in the training
-        rows gets a weight of its own, for the pairs whose such combinations
-        cover more than 5 % of the training rows. Rarer combinations get no
-        weight. The weights start at 0 and learn at ``learning_rate``. 0 turns
-        these crosses off.
     learning_rate : float, default=1e-3
         Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
         (only the rows a batch touches) for the embedding tables.
@@ -423,8 +414,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         one inner product per pair, compressed by a linear layer) and SENet+
         (bit-wise re-weighting with a skip connection), concatenated into the
         DNN; about 15x fewer non-embedding weights. ``senet_activation``,
-        ``bilinear_type``, ``shared_bilinear``, ``linear``, ``max_cross_cells``
-        and ``min_cross_count`` apply to ``"fibinet"`` only (FiBiNet++ has no
+        ``bilinear_type``, ``shared_bilinear``, ``linear`` and
+        ``max_cross_cells`` apply to ``"fibinet"`` only (FiBiNet++ has no
         linear part).
 
     Attributes
@@ -477,7 +468,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "linear": ["boolean"],
         "max_cross_cells": [Interval(Integral, 0, None, closed="left")],
-        "min_cross_count": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -510,7 +500,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         dropout=0.1,
         linear=True,
         max_cross_cells=2000,
-        min_cross_count=4,
         learning_rate=1e-3,
         weight_decay=0.0,
         batch_size=512,
@@ -539,7 +528,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.linear = linear
         self.max_cross_cells = max_cross_cells
-        self.min_cross_count = min_cross_count
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -742,7 +730,11 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                 (
                     "early_stopping",
                     EarlyStopping(
-                        monitor="valid_loss_calibrated" if calibrate else "valid_loss",
+                        monitor=(
+                            "valid_loss_calibrated"
+                            if calibrate and _STOP_ON_CALIBRATED_LOSS
+                            else "valid_loss"
+                        ),
                         patience=self.n_iter_no_change,
                         threshold=self.tol,
                         threshold_mode="abs",
@@ -762,29 +754,11 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             cross_cells = min(
                 self.max_cross_cells, len(train_ds) // _CROSS_MIN_ROWS_PER_CELL
             )
-        frequent_pairs, frequent_keys = [], 0
-        if linear and self.min_cross_count > 0:
-            cards = list(self.encoder_.cardinalities_)
-            dense = [
-                (i, j)
-                for i in range(len(cards))
-                for j in range(i + 1, len(cards))
-                if cards[i] * cards[j] <= cross_cells
-            ]
-            frequent_pairs, frequent_keys = FrequentPairLinear.learn(
-                train_ds.codes,
-                cards,
-                min_count=self.min_cross_count,
-                min_coverage=_FREQUENT_MIN_COVERAGE,
-                exclude=dense,
-            )
         self.net_ = self._build_net(
             encoder=self.encoder_,
             hidden=hidden,
             n_outputs=n_outputs,
             cross_cells=cross_cells,
-            frequent_pairs=frequent_pairs,
-            frequent_keys=frequent_keys,
             device=device,
             train_split=train_split,
             callbacks=callbacks,
@@ -820,8 +794,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         train_split,
         callbacks,
         seed,
-        frequent_pairs=(),
-        frequent_keys=0,
     ):
         """The only place that speaks skorch's prefixed parameter names."""
         if self.variant == "fibinet++":
@@ -834,8 +806,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                 "module__shared_bilinear": self.shared_bilinear,
                 "module__linear": self.linear,
                 "module__max_cross_cells": cross_cells,
-                "module__frequent_pairs": list(frequent_pairs),
-                "module__frequent_keys": frequent_keys,
             }
         return _FiBiNETNet(
             **module,
@@ -858,10 +828,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
                     {"sparse": True, "lr": _LINEAR_LR_SCALE * self.learning_rate},
                 ),
                 ("cross.table.weight", {"sparse": True}),
-                (
-                    "frequent.table.weight",
-                    {"sparse": True, "lr": _FREQUENT_LR_SCALE * self.learning_rate},
-                ),
             ],
             lr=self.learning_rate,
             max_epochs=self.max_epochs,

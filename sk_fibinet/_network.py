@@ -13,7 +13,6 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -660,210 +659,6 @@ class PairLinear(nn.Module):
         return self.table(ids).sum(dim=1)  # (batch, n_outputs)
 
 
-class FrequentPairLinear(nn.Module):
-    """First-order weights of code combinations seen often enough in training.
-
-    For pairs of fields with too many code combinations for a dense table
-    (:class:`PairLinear`), typically pairs of ID columns, only the combinations
-    seen at least ``min_count`` times in the training rows get a weight: the
-    same user with the same item, the same query with the same ad. Such a pair
-    repeats in new rows often enough to be memorised, which the low-rank
-    bilinear products cannot do. Rarer combinations, and combinations never
-    seen, read a padding row that stays 0.
-
-    The vocabulary is learned from data with :meth:`from_codes`; the module
-    stores it as one sorted key per kept combination, ``pair * stride + code_i
-    * cardinality_j + code_j`` over all crossed pairs, and looks keys up with
-    one ``searchsorted`` per batch.
-
-    Parameters
-    ----------
-    pairs : sequence of (int, int)
-        Crossed field pairs ``(i, j)``, ``i < j``.
-    cardinalities : sequence of int
-        Number of codes of each field.
-    keys : Tensor of shape (n_keys,), int64
-        Sorted keys of the kept combinations (zeros when the weights are to be
-        loaded from a state dict afterwards).
-    n_outputs : int, default=1
-        Outputs (logits) per weight.
-    sparse : bool, default=False
-        Produce sparse gradients for the table.
-
-    Notes
-    -----
-    Shapes:
-
-    - Input: ``(batch, n_fields)`` integer codes
-    - Output: ``(batch, n_outputs)``, the sum of the crossed weights
-
-    Examples
-    --------
-    >>> codes = torch.tensor([[0, 1], [0, 1], [2, 3], [2, 3], [4, 0]])
-    >>> cross = FrequentPairLinear.from_codes(codes, [5, 7], min_count=2)
-    >>> cross.n_pairs, cross.keys.tolist()  # 0 * 7 + 1 and 2 * 7 + 3
-    (1, [1, 17])
-    >>> cross(codes).shape
-    torch.Size([5, 1])
-    """
-
-    def __init__(
-        self,
-        *,
-        pairs: Sequence[tuple[int, int]],
-        cardinalities: Sequence[int],
-        keys: torch.Tensor,
-        n_outputs: int = 1,
-        sparse: bool = False,
-    ):
-        super().__init__()
-        cards = [int(c) for c in cardinalities]
-        long = dict(dtype=torch.long)
-        left = [int(i) for i, _ in pairs]
-        right = [int(j) for _, j in pairs]
-        if any(not 0 <= i < j < len(cards) for i, j in zip(left, right, strict=True)):
-            raise ValueError(f"pairs must be (i, j) with i < j < n_fields, got {pairs}")
-        stride = max(
-            [cards[i] * cards[j] for i, j in zip(left, right, strict=True)] + [1]
-        )
-        self.register_buffer("left", torch.tensor(left, **long), persistent=False)
-        self.register_buffer("right", torch.tensor(right, **long), persistent=False)
-        right_cards = [cards[j] for j in right]
-        self.register_buffer(
-            "right_card", torch.tensor(right_cards, **long), persistent=False
-        )  # (C,)
-        self.register_buffer(
-            "pair_offset",
-            torch.arange(len(left), dtype=torch.long) * stride,
-            persistent=False,
-        )  # (C,)
-        self.register_buffer("keys", torch.as_tensor(keys, dtype=torch.long))  # (K,)
-        # row 0: every combination without a weight of its own, kept at 0
-        self.table = nn.Embedding(
-            self.keys.numel() + 1, n_outputs, padding_idx=0, sparse=sparse
-        )
-        nn.init.zeros_(self.table.weight)
-
-    @classmethod
-    def from_codes(
-        cls,
-        codes: torch.Tensor,
-        cardinalities: Sequence[int],
-        *,
-        min_count: int,
-        min_coverage: float = 0.0,
-        exclude: Sequence[tuple[int, int]] = (),
-        n_outputs: int = 1,
-        sparse: bool = False,
-    ) -> FrequentPairLinear:
-        """A module over the combinations :meth:`learn` keeps.
-
-        Parameters are those of :meth:`learn`, plus ``n_outputs`` and
-        ``sparse`` as in the constructor.
-
-        Returns
-        -------
-        FrequentPairLinear
-        """
-        pairs, keys = cls.learn(
-            codes,
-            cardinalities,
-            min_count=min_count,
-            min_coverage=min_coverage,
-            exclude=exclude,
-        )
-        return cls(
-            pairs=pairs,
-            cardinalities=cardinalities,
-            keys=keys,
-            n_outputs=n_outputs,
-            sparse=sparse,
-        )
-
-    @staticmethod
-    def learn(
-        codes: torch.Tensor,
-        cardinalities: Sequence[int],
-        *,
-        min_count: int,
-        min_coverage: float = 0.0,
-        exclude: Sequence[tuple[int, int]] = (),
-    ) -> tuple[list[tuple[int, int]], torch.Tensor]:
-        """Learn which combinations get a weight from training codes.
-
-        Draws no random numbers (the caller's RNG is untouched).
-
-        Parameters
-        ----------
-        codes : Tensor of shape (n_samples, n_fields), int64
-            Training rows' codes.
-        cardinalities : sequence of int
-            Number of codes of each field.
-        min_count : int
-            A combination needs this many training rows to get a weight.
-        min_coverage : float, default=0.0
-            A pair is crossed only if its kept combinations cover more than
-            this share of the training rows.
-        exclude : sequence of (int, int), default=()
-            Pairs left out (crossed elsewhere, e.g. by :class:`PairLinear`).
-
-        Returns
-        -------
-        pairs : list of (int, int)
-            The crossed pairs.
-        keys : Tensor of shape (n_keys,), int64
-            Sorted keys of the kept combinations.
-        """
-        cards = [int(c) for c in cardinalities]
-        x = codes.cpu().numpy()  # (n, F)
-        n = x.shape[0]
-        skip = {(int(i), int(j)) for i, j in exclude}
-        pairs, kept = [], []
-        for i in range(len(cards)):
-            for j in range(i + 1, len(cards)):
-                if (i, j) in skip or cards[i] < 2 or cards[j] < 2:
-                    continue
-                combo = x[:, i] * cards[j] + x[:, j]  # (n,)
-                cells = cards[i] * cards[j]
-                if cells <= 4 * n:
-                    counts = np.bincount(combo, minlength=cells)  # (cells,)
-                    values = np.flatnonzero(counts >= min_count)  # (k,)
-                    covered = counts[values].sum()
-                else:
-                    uniq, counts = np.unique(combo, return_counts=True)  # (u,), (u,)
-                    frequent = counts >= min_count
-                    values, covered = uniq[frequent], counts[frequent].sum()
-                if values.size < 2 or covered <= min_coverage * n:
-                    continue
-                pairs.append((i, j))
-                kept.append(values)
-        stride = max([cards[i] * cards[j] for i, j in pairs] + [1])
-        keys = [v + p * stride for p, v in enumerate(kept)]
-        keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-        return pairs, torch.from_numpy(np.sort(keys).astype(np.int64))
-
-    @property
-    def n_pairs(self) -> int:
-        """Number of crossed pairs ``C``."""
-        return self.left.numel()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum the crossed weights of ``(batch, F)`` codes: ``(batch, n_outputs)``."""
-        key = (
-            x.index_select(1, self.left) * self.right_card
-            + x.index_select(1, self.right)
-            + self.pair_offset
-        )  # (batch, C)
-        pos = torch.searchsorted(self.keys, key)  # (batch, C)
-        pos = pos.clamp(max=max(self.keys.numel() - 1, 0))  # (batch, C)
-        if self.keys.numel():
-            found = self.keys[pos] == key  # (batch, C)
-            ids = torch.where(found, pos + 1, 0)  # (batch, C): 0 = no weight
-        else:
-            ids = torch.zeros_like(key)  # (batch, C)
-        return self.table(ids).sum(dim=1)  # (batch, n_outputs)
-
-
 class FiBiNET(nn.Module):
     """FiBiNET: embeddings, SENET, bilinear interactions, DNN, optional linear part.
 
@@ -898,13 +693,6 @@ class FiBiNET(nn.Module):
         Ordered bins per numeric field (0 for categorical fields): numeric
         fields then also get coarse embeddings shared by neighbouring bins,
         see :class:`FieldEmbedding`.
-    frequent_pairs : sequence of (int, int), default=()
-        With ``linear``, pairs of fields whose frequent code combinations get
-        a weight each, see :class:`FrequentPairLinear`.
-    frequent_keys : Tensor or int, default=0
-        The kept combinations' sorted keys (from
-        :meth:`FrequentPairLinear.from_codes`), or their number when the
-        weights come from a state dict.
 
     Notes
     -----
@@ -929,7 +717,6 @@ class FiBiNET(nn.Module):
         "embedding.embedding.weight",
         "linear.weight",
         "cross.table.weight",
-        "frequent.table.weight",
     )
 
     def __init__(
@@ -948,8 +735,6 @@ class FiBiNET(nn.Module):
         n_outputs: int = 1,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
-        frequent_pairs: Sequence[tuple[int, int]] = (),
-        frequent_keys: torch.Tensor | int = 0,
     ):
         super().__init__()
         n_fields = len(cardinalities)
@@ -994,17 +779,6 @@ class FiBiNET(nn.Module):
                 sparse=sparse,
             )
             self.cross = cross if cross.n_pairs else None
-        self.frequent = None
-        if linear and len(frequent_pairs):
-            if isinstance(frequent_keys, int):  # weights loaded afterwards
-                frequent_keys = torch.zeros(frequent_keys, dtype=torch.long)
-            self.frequent = FrequentPairLinear(
-                pairs=frequent_pairs,
-                cardinalities=cardinalities,
-                keys=frequent_keys,
-                n_outputs=n_outputs,
-                sparse=sparse,
-            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, F)`` integer codes to ``(batch, n_outputs)`` logits."""
@@ -1066,6 +840,4 @@ class FiBiNET(nn.Module):
             logits = logits + self.linear(ids).sum(dim=1)  # (batch, n_outputs)
         if self.cross is not None:
             logits = logits + self.cross(x)  # (batch, n_outputs)
-        if self.frequent is not None:
-            logits = logits + self.frequent(x)  # (batch, n_outputs)
         return logits

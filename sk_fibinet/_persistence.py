@@ -257,10 +257,6 @@ def _network_to_plain(model: FiBiNETClassifier) -> dict:
         "n_outputs": 1 if len(model.classes_) == 2 else len(model.classes_),
         "shuffle_seed": int(model.net_.shuffle_seed),
         "max_cross_cells": int(getattr(model.net_, "module__max_cross_cells", 0)),
-        "frequent_pairs": [
-            [int(i), int(j)]
-            for i, j in getattr(model.net_, "module__frequent_pairs", [])
-        ],
     }
 
 
@@ -458,12 +454,6 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
         n_outputs=int(network["n_outputs"]),
         # files written before crossed pairs existed have none
         cross_cells=int(network.get("max_cross_cells", 0)),
-        # files written before frequent crosses existed have none; the keys
-        # come with the weights
-        frequent_pairs=[tuple(p) for p in network.get("frequent_pairs", [])],
-        frequent_keys=int(
-            payload["state_dict"].get("frequent.keys", torch.zeros(0)).numel()
-        ),
         device=dev,
         train_split=None,
         callbacks=[],

@@ -440,49 +440,6 @@ def test_crosses_learn_a_table_of_rates_over_two_small_fields():
     assert auc[2000] > auc[0] + 0.02, auc
 
 
-def _repeated_id_pairs(n=8000, seed=0):
-    """Users x items whose click rate is a property of the pair, not of either."""
-    rng = np.random.default_rng(seed)
-    users, items = rng.integers(0, 300, n), rng.integers(0, 40, n)
-    # 400 hot pairs, each seen ~13 times with a high click rate; others rare
-    hot = rng.choice(300 * 40, size=400, replace=False)
-    pick = rng.random(n) < 0.65
-    pair = np.where(pick, rng.choice(hot, size=n), users * 40 + items)
-    users, items = pair // 40, pair % 40
-    p = np.where(np.isin(pair, hot), 0.6, 0.1)
-    y = (rng.random(n) < p).astype(int)
-    X = pd.DataFrame(
-        {
-            "user": pd.Series(users.astype(str), dtype="str"),
-            "item": pd.Series(items.astype(str), dtype="str"),
-            "hour": rng.integers(0, 24, n),
-        }
-    )
-    return X, y
-
-
-def test_frequent_id_pairs_are_memorised():
-    X, y = _repeated_id_pairs()
-    X_tr, X_te, y_tr, y_te = X[:6000], X[6000:], y[:6000], y[6000:]
-    auc = {}
-    for count in (0, 4):
-        clf = FiBiNETClassifier(**{**FAST, "min_cross_count": count})
-        clf.fit(X_tr, y_tr)
-        frequent = clf.net_.module_.frequent
-        if count:
-            # (user, item) has 12,000 cells: too many for the dense crosses
-            names = clf.encoder_.column_names_
-            pairs = list(
-                zip(frequent.left.tolist(), frequent.right.tolist(), strict=True)
-            )
-            assert (names.index("user"), names.index("item")) in pairs
-            assert frequent.keys.numel() >= 300
-        else:
-            assert frequent is None
-        auc[count] = roc_auc_score(y_te, clf.predict_proba(X_te)[:, 1])
-    assert auc[4] > auc[0] + 0.01, auc
-
-
 @pytest.mark.parametrize("variant", ["fibinet", "fibinet++"])
 def test_variants_fit_predict_inspect(variant, mixed):
     X, y = mixed

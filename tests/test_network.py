@@ -1,6 +1,5 @@
 import itertools
 
-import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -288,43 +287,3 @@ def test_block_size_follows_the_l2_cache(tmp_path, monkeypatch):
     cpu = torch.device("cpu")
     assert network._pairs_per_block(741, 16, 1024, cpu) == (1 << 22) // (16 * 1024)
     assert network._pairs_per_block(741, 16, 1024, torch.device("meta")) == 741
-
-
-def test_frequent_pairs_keep_combinations_seen_often_enough():
-    from sk_fibinet._network import FrequentPairLinear
-
-    rng = np.random.default_rng(0)
-    a, b, c = (
-        rng.integers(0, 50, 500),
-        rng.integers(0, 40, 500),
-        rng.integers(0, 3, 500),
-    )
-    a[:200], b[:200] = 7, 9  # one combination seen 200 times
-    a[200:203], b[200:203] = 8, 1  # one seen 3 times
-    codes = torch.from_numpy(np.stack([a, b, c], axis=1))  # (500, 3)
-    pairs, keys = FrequentPairLinear.learn(
-        codes, [50, 40, 3], min_count=3, exclude=[(0, 2)]
-    )
-    assert (0, 2) not in pairs and (0, 1) in pairs
-    p = pairs.index((0, 1))
-    stride = max([[50, 40, 3][i] * [50, 40, 3][j] for i, j in pairs])
-    kept = set((keys[(keys // stride) == p] % stride).tolist())
-    combo = a * 40 + b
-    counts = np.bincount(combo, minlength=2000)
-    assert kept == set(np.flatnonzero(counts >= 3).tolist())
-    assert {7 * 40 + 9, 8 * 40 + 1} <= kept
-    # a pair whose frequent combinations cover too few rows is not crossed
-    pairs_cov, _ = FrequentPairLinear.learn(
-        codes, [50, 40, 3], min_count=3, min_coverage=0.5, exclude=[(0, 2)]
-    )
-    assert (0, 1) not in pairs_cov and (1, 2) in pairs_cov
-    module = FrequentPairLinear(pairs=pairs, cardinalities=[50, 40, 3], keys=keys)
-    with torch.no_grad():
-        module.table.weight[1:] = torch.arange(1, keys.numel() + 1)[:, None].float()
-    out = module(torch.tensor([[7, 9, 0], [49, 39, 2]]))  # (2, 1)
-    # the frequent (7, 9) has a weight; the unseen (49, 39) reads the 0 row
-    assert out[0, 0] > 0
-    unseen = FrequentPairLinear(
-        pairs=[(0, 1)], cardinalities=[50, 40, 3], keys=keys[:0]
-    )
-    assert unseen(torch.tensor([[49, 39, 2]])).abs().sum() == 0
