@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -89,6 +90,34 @@ class _BatchIterator:
             yield codes[idx], None if target is None else target[idx]
 
 
+class _ToCuda:
+    """Batches of another iterator copied to a CUDA device asynchronously.
+
+    Each batch is pinned (page-locked) on the host and copied with
+    ``non_blocking=True``, so the copy of the next batch overlaps the GPU work
+    of the previous one; skorch's own move to the device is then a no-op.
+    """
+
+    def __init__(self, iterator, device: torch.device):
+        self.iterator = iterator
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.iterator)
+
+    def __iter__(self):
+        for batch in self.iterator:
+            yield tuple(
+                None if t is None else t.pin_memory().to(self.device, non_blocking=True)
+                for t in batch
+            )
+
+
+def _rng_devices() -> list[int]:
+    """Every CUDA device, for ``fork_rng``: ``torch.manual_seed`` reseeds them all."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
 class _FiBiNETNet(NeuralNet):
     """skorch net fed with pre-encoded tensors, with a weighted loss.
 
@@ -139,8 +168,11 @@ class _FiBiNETNet(NeuralNet):
         if training:
             # a fresh, reproducible permutation every epoch
             seed = self.shuffle_seed + len(self.history)
-            return _BatchIterator(dataset, self.batch_size, seed)
-        return _BatchIterator(dataset, self.predict_batch_size, None)
+            iterator = _BatchIterator(dataset, self.batch_size, seed)
+        else:
+            iterator = _BatchIterator(dataset, self.predict_batch_size, None)
+        device = torch.device(self.device)
+        return _ToCuda(iterator, device) if device.type == "cuda" else iterator
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = y_true.to(y_pred.device)  # (batch, 2)
@@ -171,14 +203,15 @@ class _ValidScore(Callback):
 
     def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
         if not training and y_pred is not None:
-            self.logits_.append(y_pred.detach().cpu())  # (batch, n_outputs)
-            self.labels_.append(batch[1][:, 0].long().cpu())  # (batch,)
+            # kept on the device: one copy to the host per epoch, not per batch
+            self.logits_.append(y_pred.detach())  # (batch, n_outputs)
+            self.labels_.append(batch[1][:, 0].long())  # (batch,)
 
     def on_epoch_end(self, net, **kwargs):
         if not self.logits_:
             return
-        logits = torch.cat(self.logits_)  # (n_valid, n_outputs)
-        y = torch.cat(self.labels_).numpy()
+        logits = torch.cat(self.logits_).cpu()  # (n_valid, n_outputs)
+        y = torch.cat(self.labels_).cpu().numpy()
         self.logits_, self.labels_ = [], []
         proba = _logits_to_proba(logits)
         n_classes = proba.shape[1]
@@ -194,13 +227,20 @@ class _ValidScore(Callback):
 
 
 class _StopOnNonFinite(Callback):
-    """Stop at once with advice when the training loss becomes NaN or inf."""
+    """Stop at once with advice when the training loss becomes NaN or inf.
 
-    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
-        if training and loss is not None and not torch.isfinite(loss):
+    Reads the batch loss skorch has already recorded as a Python float, so the
+    check adds no device synchronisation of its own.
+    """
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if not training:
+            return
+        loss = net.history[-1, "batches", -1].get("train_loss")
+        if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(
                 "Training diverged: the loss became "
-                f"{loss.item()} at epoch {len(net.history)}. Lower learning_rate, "
+                f"{loss} at epoch {len(net.history)}. Lower learning_rate, "
                 "raise weight_decay, or check sample_weight / class_weight for "
                 "extreme values."
             )
@@ -268,13 +308,13 @@ def _check_device(device):
                 f"{torch.cuda.device_count()} CUDA device(s) exist."
             )
     elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but MPS is not available here; "
-                "use device='cpu'."
-            )
+        raise ValueError(
+            f"device={device!r} is not supported: the embedding tables are trained "
+            "with sparse gradients, which PyTorch does not support on MPS (Apple "
+            "silicon); use device='cpu'."
+        )
     elif dev.type != "cpu":
-        raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'mps', got {device!r}.")
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}.")
     return dev
 
 
@@ -357,7 +397,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, multiplied with ``sample_weight``.
     device : str, default="cpu"
-        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``"mps"`` is
+        refused: PyTorch has no sparse gradients on MPS.
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks added to the net.
     random_state : int, RandomState instance or None, default=None
@@ -710,8 +751,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
             seed=seed,
         )
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
+        # manual_seed reseeds the CPU and every CUDA generator: restore them all
+        with torch.random.fork_rng(devices=_rng_devices()):
             torch.manual_seed(seed)
             self.net_.fit(train_ds, None)
         self.n_iter_ = len(self.net_.history)

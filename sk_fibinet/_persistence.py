@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._encoding import FieldEncoder
-from ._estimator import FiBiNETClassifier, _check_device
+from ._estimator import FiBiNETClassifier, _check_device, _rng_devices
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
 FORMAT_VERSION = 1
@@ -434,10 +434,11 @@ def load_model(path, *, device="cpu") -> FiBiNETClassifier:
     The file is read with ``torch.load(weights_only=True)``, which only builds
     tensors and plain Python values, so loading a file cannot execute code.
     That holds on torch >= 2.10 (the package's floor); on an older torch this
-    function refuses to read anything. Loading a model with pickle or joblib can execute arbitrary code: never
-    unpickle a model from an untrusted source.
+    function refuses to read anything. Loading a model with pickle or joblib
+    can execute arbitrary code: never unpickle a model from an untrusted source.
 
-    The torch global random state is left untouched. The loaded model has
+    The global random state of torch (CPU and every CUDA device) is left
+    untouched. The loaded model has
     ``callbacks=None`` and no optimizer state.
     """
     _check_torch_safe()
@@ -491,7 +492,7 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
         seed=int(network["shuffle_seed"]),
     )
     # initialize() draws random initial weights: keep the caller's RNG untouched
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    with torch.random.fork_rng(devices=_rng_devices()):
         net.initialize()
     try:
         net.module_.load_state_dict(payload["state_dict"])
