@@ -427,11 +427,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     temperature_ : float
         Temperature the logits are divided by (1.0 without calibration).
     feature_importances_ : ndarray of shape (`n_features_in_`,)
-        SENET field importance: the excitation weight of each field (the factor
-        the SENET layer multiplies its embedding by), averaged over all rows
-        passed to ``fit`` (the validation rows included) with the final
-        weights, then divided by the sum over fields so the values add up to 1.
-        Non-negative, in ``feature_names_in_`` order.
+        Mean SENET excitation weight of each field (the factor the SENET layer
+        multiplies its embedding by), averaged over all rows passed to ``fit``
+        (the validation rows included) with the final weights, then divided by
+        the sum over fields so the values add up to 1. Non-negative, in
+        ``feature_names_in_`` order. It is a gate value, describing what the
+        SENET layer does, not a measure of which columns carry signal: the plain
+        embedding branch and the linear part ignore it, and noise columns can
+        rank high (use ``sklearn.inspection.permutation_importance`` for that).
     encoder_ : FieldEncoder
         Fitted column-to-field encoder.
     net_ : skorch.NeuralNet
@@ -762,8 +765,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             self.temperature_ = _fit_temperature(
                 self.net_.forward(valid_ds, training=False), valid_ds.target
             )
-        weights = self._field_weights(_CodesDataset(codes))  # (n, F)
-        mean_weights = weights.mean(axis=0)  # (F,)
+        mean_weights = self._field_weights(_CodesDataset(codes), mean=True)  # (F,)
         total = mean_weights.sum()
         self.feature_importances_ = (
             mean_weights / total if total > 0 else np.full_like(mean_weights, 0.0)
@@ -849,11 +851,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         field's trained rows instead (embedding and linear weights alike).
         """
         module = self.net_.module_
-        offsets = module.embedding.offsets.cpu()  # (F,)
         cardinalities = torch.tensor(self.encoder_.cardinalities_)  # (F,)
-        n_rows = int(cardinalities.sum())
-        ids = (codes + offsets).reshape(-1)  # (n * F,)
-        counts = torch.bincount(ids, minlength=n_rows).to(torch.float64)  # (R,)
+        # one field at a time: no (n, F) temporary next to the codes
+        counts = torch.cat(
+            [
+                torch.bincount(codes[:, f], minlength=int(c))  # (c,)
+                for f, c in enumerate(cardinalities)
+            ]
+        ).to(torch.float64)  # (R,)
         untrained = counts == 0  # (R,)
         if not untrained.any():
             return
@@ -875,15 +880,26 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             table.data[rows.to(table.device)] = filled  # (n_untrained, width)
 
     @torch.no_grad()
-    def _field_weights(self, dataset: _CodesDataset) -> np.ndarray:
-        """SENET excitation weights ``A`` for every row, shape ``(n, F)``."""
+    def _field_weights(self, dataset: _CodesDataset, mean: bool = False) -> np.ndarray:
+        """SENET excitation weights ``A``: every row ``(n, F)``, or their mean ``(F,)``.
+
+        ``mean=True`` sums chunk by chunk, so no ``(n, F)`` array is built.
+        """
         module = self.net_.module_
         device = self.net_.device
-        out = [torch.empty(0, len(self.encoder_.cardinalities_))]  # (0, F)
+        n_fields = len(self.encoder_.cardinalities_)
+        out = [torch.empty(0, n_fields)]  # (0, F)
+        total = torch.zeros(n_fields, dtype=torch.float64)  # (F,)
         with _eval_mode(module):
             for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
                 e = module.embedding(codes.to(device))  # (batch, F, d)
-                out.append(module.senet.field_weights(e).cpu())  # (batch, F)
+                a = module.senet.field_weights(e).cpu()  # (batch, F)
+                if mean:
+                    total += a.sum(0, dtype=torch.float64)  # (F,)
+                else:
+                    out.append(a)
+        if mean:
+            return (total / max(len(dataset), 1)).numpy()  # (F,)
         return torch.cat(out).to(torch.float64).numpy()  # (n, F)
 
     def _column_names(self) -> list[str]:
