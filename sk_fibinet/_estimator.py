@@ -377,8 +377,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
         (only the rows a batch touches) for the embedding tables.
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of the dense weights; the embedding
-        tables are not decayed.
+        Decoupled (AdamW) weight decay of the dense weights, the coarse tables
+        shared by neighbouring numeric bins included; the code embedding table
+        and the linear part (sparse, lazy Adam) are not decayed.
     batch_size : int, default=512
         Training mini-batch size; batches are reshuffled every epoch.
     max_epochs : int, default=20
@@ -411,8 +412,10 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     calibration : "temperature" or None, default="temperature"
         With early stopping, divide the logits by one temperature fitted on the
         validation split after training (minimum weighted log loss; Guo et al.
-        2017). It sharpens or softens the probabilities without changing their
-        order, so ROC AUC is unchanged. None, or no early stopping: no scaling.
+        2017). It sharpens or softens the probabilities; ``predict`` is
+        unchanged and, for binary targets, so is ROC AUC (with more classes the
+        softmax of scaled logits can reorder rows within a class's column). None,
+        or no early stopping: no scaling.
 
     Attributes
     ----------
