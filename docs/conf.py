@@ -11,7 +11,6 @@ passed to sphinx), because training the models takes minutes on a CPU.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -93,50 +92,3 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
 }
 html_show_sourcelink = False
-
-
-# -- Optional API entries ---------------------------------------------------------
-# Functions that are being added to the package. They are documented in the API
-# reference as soon as they can be imported; until then the pages mention them
-# by name only.
-_OPTIONAL_API = {
-    "Saving and loading": [
-        ("sk_fibinet", "save_model"),
-        ("sk_fibinet", "load_model"),
-    ],
-    "Plotting": [
-        ("sk_fibinet.plotting", "plot_field_importances"),
-        ("sk_fibinet.plotting", "plot_interactions"),
-        ("sk_fibinet.plotting", "plot_learning_curves"),
-    ],
-}
-_OPTIONAL_MARKER = ".. optional-api-entries"
-
-
-def _importable(module: str, attr: str) -> bool:
-    try:
-        return hasattr(importlib.import_module(module), attr)
-    except ImportError:
-        return False
-
-
-def _optional_api_rst() -> str:
-    out = []
-    for title, entries in _OPTIONAL_API.items():
-        found = [f"{m}.{a}" for m, a in entries if _importable(m, a)]
-        if not found:
-            continue
-        out += [title, "-" * len(title), ""]
-        out += [".. autosummary::", ""] + [f"   {f}" for f in found] + [""]
-        for f in found:
-            out += [f".. autofunction:: {f}", ""]
-    return "\n".join(out)
-
-
-def _insert_optional_api(app, docname, source):
-    if docname == "api" and _OPTIONAL_MARKER in source[0]:
-        source[0] = source[0].replace(_OPTIONAL_MARKER, _optional_api_rst())
-
-
-def setup(app):
-    app.connect("source-read", _insert_optional_api)

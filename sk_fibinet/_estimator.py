@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -97,6 +98,34 @@ class _BatchIterator:
             yield codes[idx], None if target is None else target[idx]
 
 
+class _ToCuda:
+    """Batches of another iterator copied to a CUDA device asynchronously.
+
+    Each batch is pinned (page-locked) on the host and copied with
+    ``non_blocking=True``, so the copy of the next batch overlaps the GPU work
+    of the previous one; skorch's own move to the device is then a no-op.
+    """
+
+    def __init__(self, iterator, device: torch.device):
+        self.iterator = iterator
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.iterator)
+
+    def __iter__(self):
+        for batch in self.iterator:
+            yield tuple(
+                None if t is None else t.pin_memory().to(self.device, non_blocking=True)
+                for t in batch
+            )
+
+
+def _rng_devices() -> list[int]:
+    """Every CUDA device, for ``fork_rng``: ``torch.manual_seed`` reseeds them all."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
 class _FiBiNETNet(NeuralNet):
     """skorch net fed with pre-encoded tensors, with a weighted loss.
 
@@ -150,8 +179,11 @@ class _FiBiNETNet(NeuralNet):
             # permutation on every pass, starting after the epochs already run
             # (a warm start continues the sequence).
             seed = self.shuffle_seed + len(self.history)
-            return _BatchIterator(dataset, self.batch_size, seed)
-        return _BatchIterator(dataset, self.predict_batch_size, None)
+            iterator = _BatchIterator(dataset, self.batch_size, seed)
+        else:
+            iterator = _BatchIterator(dataset, self.predict_batch_size, None)
+        device = torch.device(self.device)
+        return _ToCuda(iterator, device) if device.type == "cuda" else iterator
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = y_true.to(y_pred.device)  # (batch, 2)
@@ -191,6 +223,7 @@ class _ValidScore(Callback):
 
     def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
         if not training and y_pred is not None:
+            # kept on the device: one copy to the host per epoch, not per batch
             self.logits_.append(y_pred.detach())  # (batch, n_outputs)
             self.targets_.append(batch[1])  # (batch, 2): class index, weight
 
@@ -219,13 +252,20 @@ class _ValidScore(Callback):
 
 
 class _StopOnNonFinite(Callback):
-    """Stop at once with advice when the training loss becomes NaN or inf."""
+    """Stop at once with advice when the training loss becomes NaN or inf.
 
-    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
-        if training and loss is not None and not torch.isfinite(loss):
+    Reads the batch loss skorch has already recorded as a Python float, so the
+    check adds no device synchronisation of its own.
+    """
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if not training:
+            return
+        loss = net.history[-1, "batches", -1].get("train_loss")
+        if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(
                 "Training diverged: the loss became "
-                f"{loss.item()} at epoch {len(net.history)}. Lower learning_rate, "
+                f"{loss} at epoch {len(net.history)}. Lower learning_rate, "
                 "raise weight_decay, or check sample_weight / class_weight for "
                 "extreme values."
             )
@@ -302,13 +342,13 @@ def _check_device(device):
                 f"{torch.cuda.device_count()} CUDA device(s) exist."
             )
     elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but MPS is not available here; "
-                "use device='cpu'."
-            )
+        raise ValueError(
+            f"device={device!r} is not supported: the embedding tables are trained "
+            "with sparse gradients, which PyTorch does not support on MPS (Apple "
+            "silicon); use device='cpu'."
+        )
     elif dev.type != "cpu":
-        raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'mps', got {device!r}.")
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}.")
     return dev
 
 
@@ -371,8 +411,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
         (only the rows a batch touches) for the embedding tables.
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of the dense weights; the embedding
-        tables are not decayed.
+        Decoupled (AdamW) weight decay of the dense weights, the coarse tables
+        shared by neighbouring numeric bins included; the code embedding table
+        and the linear part (sparse, lazy Adam) are not decayed.
     batch_size : int, default=512
         Training mini-batch size; batches are reshuffled every epoch.
     max_epochs : int, default=20
@@ -391,7 +432,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, multiplied with ``sample_weight``.
     device : str, default="cpu"
-        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``"mps"`` is
+        refused: PyTorch has no sparse gradients on MPS.
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks added to the net.
     random_state : int, RandomState instance or None, default=None
@@ -404,8 +446,13 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     calibration : "temperature" or None, default="temperature"
         With early stopping, divide the logits by one temperature fitted on the
         validation split after training (minimum weighted log loss; Guo et al.
-        2017). It sharpens or softens the probabilities without changing their
-        order, so ROC AUC is unchanged. None, or no early stopping: no scaling.
+        2017). It sharpens or softens the probabilities; ``predict`` is
+        unchanged and, for binary targets, so is ROC AUC (with more classes the
+        softmax of scaled logits can reorder rows within a class's column). None,
+        or no early stopping: no scaling. With calibration, early stopping also
+        watches the validation loss after a temperature fitted on each epoch's
+        validation logits, so a network that still ranks better while it grows
+        over-confident is not stopped early.
     variant : {"fibinet", "fibinet++"}, default="fibinet"
         The network. ``"fibinet"``: FiBiNET (Huang, Zhang & Zhang 2019) as
         described above. ``"fibinet++"``: FiBiNet++ (Zhang, Zheng & Zhang
@@ -431,11 +478,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
     temperature_ : float
         Temperature the logits are divided by (1.0 without calibration).
     feature_importances_ : ndarray of shape (`n_features_in_`,)
-        SENET field importance: the excitation weight of each field (the factor
-        the SENET layer multiplies its embedding by), averaged over all rows
-        passed to ``fit`` (the validation rows included) with the final
-        weights, then divided by the sum over fields so the values add up to 1.
-        Non-negative, in ``feature_names_in_`` order.
+        Mean SENET excitation weight of each field (the factor the SENET layer
+        multiplies its embedding by), averaged over all rows passed to ``fit``
+        (the validation rows included) with the final weights, then divided by
+        the sum over fields so the values add up to 1. Non-negative, in
+        ``feature_names_in_`` order. It is a gate value, describing what the
+        SENET layer does, not a measure of which columns carry signal: the plain
+        embedding branch and the linear part ignore it, and noise columns can
+        rank high (use ``sklearn.inspection.permutation_importance`` for that).
     encoder_ : FieldEncoder
         Fitted column-to-field encoder.
     net_ : skorch.NeuralNet
@@ -764,8 +814,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
             seed=seed,
         )
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
+        # manual_seed reseeds the CPU and every CUDA generator: restore them all
+        with torch.random.fork_rng(devices=_rng_devices()):
             torch.manual_seed(seed)
             self.net_.fit(train_ds, None)
         self.n_iter_ = len(self.net_.history)
@@ -775,8 +825,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             self.temperature_ = _fit_temperature(
                 self.net_.forward(valid_ds, training=False), valid_ds.target
             )
-        weights = self._field_weights(_CodesDataset(codes))  # (n, F)
-        mean_weights = weights.mean(axis=0)  # (F,)
+        mean_weights = self._field_weights(_CodesDataset(codes), mean=True)  # (F,)
         total = mean_weights.sum()
         self.feature_importances_ = (
             mean_weights / total if total > 0 else np.full_like(mean_weights, 0.0)
@@ -868,11 +917,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
         field's trained rows instead (embedding and linear weights alike).
         """
         module = self.net_.module_
-        offsets = module.embedding.offsets.cpu()  # (F,)
         cardinalities = torch.tensor(self.encoder_.cardinalities_)  # (F,)
-        n_rows = int(cardinalities.sum())
-        ids = (codes + offsets).reshape(-1)  # (n * F,)
-        counts = torch.bincount(ids, minlength=n_rows).to(torch.float64)  # (R,)
+        # one field at a time: no (n, F) temporary next to the codes
+        counts = torch.cat(
+            [
+                torch.bincount(codes[:, f], minlength=int(c))  # (c,)
+                for f, c in enumerate(cardinalities)
+            ]
+        ).to(torch.float64)  # (R,)
         untrained = counts == 0  # (R,)
         if not untrained.any():
             return
@@ -894,14 +946,25 @@ class FiBiNETClassifier(ClassifierMixin, BaseEstimator):
             table.data[rows.to(table.device)] = filled  # (n_untrained, width)
 
     @torch.no_grad()
-    def _field_weights(self, dataset: _CodesDataset) -> np.ndarray:
-        """SENET excitation weights ``A`` for every row, shape ``(n, F)``."""
+    def _field_weights(self, dataset: _CodesDataset, mean: bool = False) -> np.ndarray:
+        """SENET excitation weights ``A``: every row ``(n, F)``, or their mean ``(F,)``.
+
+        ``mean=True`` sums chunk by chunk, so no ``(n, F)`` array is built.
+        """
         module = self.net_.module_
         device = self.net_.device
-        out = [torch.empty(0, len(self.encoder_.cardinalities_))]  # (0, F)
+        n_fields = len(self.encoder_.cardinalities_)
+        out = [torch.empty(0, n_fields)]  # (0, F)
+        total = torch.zeros(n_fields, dtype=torch.float64)  # (F,)
         with _eval_mode(module):
             for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
-                out.append(module.field_weights(codes.to(device)).cpu())  # (batch, F)
+                a = module.field_weights(codes.to(device)).cpu()  # (batch, F)
+                if mean:
+                    total += a.sum(0, dtype=torch.float64)  # (F,)
+                else:
+                    out.append(a)
+        if mean:
+            return (total / max(len(dataset), 1)).numpy()  # (F,)
         return torch.cat(out).to(torch.float64).numpy()  # (n, F)
 
     def _column_names(self) -> list[str]:

@@ -4,6 +4,8 @@ The file is a single ``torch.save`` archive of a dict that holds only tensors
 and plain Python values (str, int, float, bool, None, lists, tuples, dicts).
 :func:`load_model` reads it with ``torch.load(..., weights_only=True)``, which
 refuses to build any other object, so loading a file never runs code from it.
+That holds on torch >= 2.10 only: older releases have known escapes from the
+weights-only unpickler, and :func:`load_model` refuses to run on them.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._encoding import FieldEncoder
-from ._estimator import FiBiNETClassifier, _check_device
+from ._estimator import FiBiNETClassifier, _check_device, _rng_devices
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
 FORMAT_VERSION = 1
+
+# The weights-only unpickler of older torch releases can be escaped by a crafted
+# file: torch < 2.6.0 by CVE-2025-32434 (GHSA-53q9-r3pm-6pq6), torch < 2.10.0 by
+# CVE-2026-24747 (heap corruption). load_model refuses to run below this.
+_SAFE_TORCH = (2, 10)
+_TORCH_ADVISORIES = "CVE-2025-32434 (GHSA-53q9-r3pm-6pq6) and CVE-2026-24747"
 
 _SCALARS = (str, bool, int, float)
 
@@ -300,7 +308,8 @@ def save_model(model: FiBiNETClassifier, path) -> None:
 
     Unlike pickle or joblib, which can execute arbitrary code when they load a
     file (never unpickle a model from an untrusted source), this format is read
-    with ``torch.load(weights_only=True)``, which cannot.
+    with ``torch.load(weights_only=True)``, which cannot (on torch >= 2.10,
+    which :func:`load_model` requires).
 
     A ``random_state`` given as a ``RandomState`` instance is stored as None.
     """
@@ -363,6 +372,23 @@ def _torch_load(file, where: str):
         ) from exc
 
 
+def _torch_version(version: str) -> tuple[int, int]:
+    """``"2.10.0+cpu"`` -> ``(2, 10)``."""
+    major, minor = version.split("+")[0].split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def _check_torch_safe() -> None:
+    """Refuse to unpickle anything on a torch whose weights-only loader leaks."""
+    if _torch_version(torch.__version__) < _SAFE_TORCH:
+        floor = ".".join(map(str, _SAFE_TORCH))
+        raise RuntimeError(
+            f"load_model needs torch >= {floor}, found {torch.__version__}: older "
+            "releases let a crafted file escape torch.load(weights_only=True) "
+            f"({_TORCH_ADVISORIES}). Upgrade torch to load model files."
+        )
+
+
 def _read(path):
     if isinstance(path, (str, os.PathLike)):
         with open(path, "rb") as f:  # a missing file raises the usual OSError
@@ -393,6 +419,9 @@ def load_model(path, *, device="cpu") -> FiBiNETClassifier:
         If the file is not a sk_fibinet model file (for instance a pickle or
         joblib file, or damaged data), if its format version is not one this
         version of sk_fibinet reads, or if ``device`` is not available.
+    RuntimeError
+        If torch is older than 2.10, whose weights-only loader a crafted file
+        can escape (CVE-2025-32434, CVE-2026-24747).
     OSError
         If the file cannot be opened.
 
@@ -404,12 +433,15 @@ def load_model(path, *, device="cpu") -> FiBiNETClassifier:
     -----
     The file is read with ``torch.load(weights_only=True)``, which only builds
     tensors and plain Python values, so loading a file cannot execute code.
-    Loading a model with pickle or joblib can execute arbitrary code: never
-    unpickle a model from an untrusted source.
+    That holds on torch >= 2.10 (the package's floor); on an older torch this
+    function refuses to read anything. Loading a model with pickle or joblib
+    can execute arbitrary code: never unpickle a model from an untrusted source.
 
-    The torch global random state is left untouched. The loaded model has
+    The global random state of torch (CPU and every CUDA device) is left
+    untouched. The loaded model has
     ``callbacks=None`` and no optimizer state.
     """
+    _check_torch_safe()
     dev = _check_device(device)
     payload = _read(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
@@ -460,7 +492,7 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
         seed=int(network["shuffle_seed"]),
     )
     # initialize() draws random initial weights: keep the caller's RNG untouched
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    with torch.random.fork_rng(devices=_rng_devices()):
         net.initialize()
     try:
         net.module_.load_state_dict(payload["state_dict"])

@@ -106,6 +106,35 @@ def plot_interactions(strengths, *, ax=None, cmap="viridis", annotate=None):
     return ax
 
 
+def _kept_epoch(model):
+    """The epoch whose weights early stopping restored (1-based), or None.
+
+    Read from the net's ``EarlyStopping`` callback when it is there; otherwise
+    (a model from ``load_model``) replayed from the history with the same rule:
+    an epoch counts as better only if its validation loss (after temperature
+    scaling, when that was recorded) is below the best so far by more than
+    ``tol``. This is not always the epoch of lowest loss.
+    """
+    callbacks = dict(getattr(model.net_, "callbacks_", []))
+    stopper = callbacks.get("early_stopping")
+    if stopper is not None and getattr(stopper, "best_epoch_", None) is not None:
+        return int(stopper.best_epoch_)
+    history = model.net_.history
+    if not len(history) or "valid_loss" not in history[-1]:
+        return None
+    # the loss early stopping watched: after temperature scaling when recorded
+    key = (
+        "valid_loss_calibrated"
+        if "valid_loss_calibrated" in history[-1]
+        else "valid_loss"
+    )
+    best, threshold = None, np.inf
+    for epoch, loss in zip(history[:, "epoch"], history[:, key], strict=True):
+        if loss < threshold:
+            best, threshold = int(epoch), loss - model.tol
+    return best
+
+
 def plot_learning_curves(model, *, ax=None):
     """Training and validation loss per epoch, from the skorch history.
 
@@ -119,7 +148,12 @@ def plot_learning_curves(model, *, ax=None):
     Returns
     -------
     ax : matplotlib Axes
-        With a second y axis for the validation ROC AUC when it was recorded.
+        With a second y axis for the validation ROC AUC when it was recorded,
+        and a vertical line at the epoch whose weights early stopping kept
+        (the last one that improved the validation loss by more than ``tol``,
+        which need not be the epoch of lowest loss). With temperature
+        calibration the temperature-scaled validation loss, the one early
+        stopping watches, is drawn too.
     """
     check_is_fitted(model)
     history = model.net_.history
@@ -129,8 +163,18 @@ def plot_learning_curves(model, *, ax=None):
     if "valid_loss" in history[-1]:
         valid = np.asarray(history[:, "valid_loss"], dtype=float)
         ax.plot(epochs, valid, marker="o", label="validation loss")
-        best = int(np.argmin(valid))
-        ax.axvline(epochs[best], color="grey", linestyle=":", label="best epoch")
+        if "valid_loss_calibrated" in history[-1]:
+            calibrated = np.asarray(history[:, "valid_loss_calibrated"], dtype=float)
+            ax.plot(
+                epochs,
+                calibrated,
+                marker=".",
+                linestyle="-.",
+                label="validation loss, calibrated (early stopping)",
+            )
+        kept = _kept_epoch(model)
+        if kept is not None:
+            ax.axvline(kept, color="grey", linestyle=":", label="epoch kept")
     if "valid_auc" in history[-1]:
         auc_ax = ax.twinx()
         auc_ax.plot(

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import FAST, make_mixed
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
-from sk_fibinet import FiBiNETClassifier
+from sk_fibinet import FiBiNETClassifier, load_model, save_model
 
 
 def test_fit_predict_learns_signal(mixed):
@@ -324,6 +324,44 @@ def test_bad_device_is_a_clear_error(mixed):
             FiBiNETClassifier(**FAST, device="cuda").fit(X, y)
 
 
+def test_mps_is_refused_because_it_has_no_sparse_gradients(mixed, monkeypatch):
+    X, y = mixed
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    with pytest.raises(ValueError, match=r"device='mps'.*sparse gradients"):
+        FiBiNETClassifier(**FAST, device="mps").fit(X, y)
+
+
+def test_fit_and_load_fork_the_rng_of_every_cuda_device(mixed, monkeypatch, tmp_path):
+    # torch.manual_seed reseeds every CUDA generator, so all of them must be
+    # saved and restored, not only the one the model uses.
+    X, y = mixed
+    clf = FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    save_model(clf, tmp_path / "model.pt")
+    forked = []
+    real_fork_rng = torch.random.fork_rng
+
+    def recording_fork_rng(devices=None, **kwargs):
+        forked.append(list(devices))
+        return real_fork_rng(devices=[], **kwargs)  # no CUDA here to fork
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.random, "fork_rng", recording_fork_rng)
+    FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    load_model(tmp_path / "model.pt")
+    assert forked == [[0, 1, 2], [0, 1, 2]]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda_predicts_like_the_model_moved_to_cpu(mixed, tmp_path):
+    X, y = make_mixed(n=2_000)
+    clf = FiBiNETClassifier(**FAST, device="cuda").fit(X, y)
+    assert "valid_auc" in clf.net_.history[-1]
+    save_model(clf, tmp_path / "model.pt")
+    on_cpu = load_model(tmp_path / "model.pt", device="cpu")
+    assert_allclose(on_cpu.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+
+
 def test_codes_unseen_in_training_get_the_fields_mean_embedding(mixed):
     X, y = mixed
     clf = FiBiNETClassifier(**FAST).fit(X, y)  # no missing values, nothing rare
@@ -388,6 +426,8 @@ def test_field_weights_frame_and_importances(mixed):
     assert clf.feature_importances_.shape == (X.shape[1],)
     assert (clf.feature_importances_ >= 0).all()
     np.testing.assert_allclose(clf.feature_importances_.sum(), 1.0)
+    mean = clf.field_weights(X).to_numpy().mean(axis=0)  # all rows passed to fit
+    assert_allclose(clf.feature_importances_, mean / mean.sum(), rtol=1e-6)
 
 
 def test_linear_part_learns_at_ten_times_the_learning_rate(mixed):

@@ -197,6 +197,27 @@ def test_load_leaves_global_torch_rng_untouched(fitted, tmp_path):
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.parametrize("version", ["2.2.0", "2.5.1+cu121", "2.9.1+cpu"])
+def test_load_refuses_a_torch_with_known_weights_only_escapes(
+    fitted, tmp_path, monkeypatch, version
+):
+    clf, _ = fitted
+    save_model(clf, tmp_path / "model.pt")
+    monkeypatch.setattr(torch, "__version__", version)
+    with pytest.raises(RuntimeError, match=r"CVE-2025-32434.*CVE-2026-24747"):
+        load_model(tmp_path / "model.pt")
+
+
+@pytest.mark.parametrize("version", ["2.10.0", "2.13.0+cpu", "3.0.0.dev20990101"])
+def test_load_accepts_a_patched_torch(fitted, tmp_path, monkeypatch, version):
+    clf, X = fitted
+    save_model(clf, tmp_path / "model.pt")
+    monkeypatch.setattr(torch, "__version__", version)
+    assert_array_equal(
+        load_model(tmp_path / "model.pt").predict_proba(X), clf.predict_proba(X)
+    )
+
+
 def test_random_state_instance_is_stored_as_none(tmp_path):
     X, y = make_mixed(n=100)
     params = {**SMALL, "random_state": np.random.RandomState(0)}

@@ -52,3 +52,37 @@ def test_plot_learning_curves(model_and_data, tmp_path):
     assert "training loss" in labels and "validation loss" in labels
     assert len(ax.get_lines()[0].get_xdata()) == clf.n_iter_
     _png_is_nonempty(ax, tmp_path / "curves.png")
+
+
+def _kept_line(ax):
+    (line,) = [x for x in ax.get_lines() if x.get_label() == "epoch kept"]
+    return line.get_xdata()[0]
+
+
+def test_learning_curves_mark_the_epoch_early_stopping_kept(model_and_data):
+    clf, _ = model_and_data
+    stopper = dict(clf.net_.callbacks_)["early_stopping"]
+    ax = plot_learning_curves(clf)
+    assert _kept_line(ax) == stopper.best_epoch_
+    plt.close(ax.figure)
+
+
+def test_kept_epoch_follows_tol_not_the_lowest_loss(model_and_data, tmp_path):
+    # epoch 3 is the lowest, but by less than tol: early stopping keeps epoch 2
+    from skorch.history import History
+
+    from sk_fibinet import load_model, save_model
+
+    clf, _ = model_and_data
+    save_model(clf, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")  # no EarlyStopping callback left
+    losses = [0.5, 0.4, 0.4 - clf.tol / 2, 0.41]
+    loaded.net_.history = History(
+        [
+            {"epoch": i + 1, "train_loss": 0.6, "valid_loss": v}
+            for i, v in enumerate(losses)
+        ]
+    )
+    ax = plot_learning_curves(loaded)
+    assert _kept_line(ax) == 2
+    plt.close(ax.figure)
