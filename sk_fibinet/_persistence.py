@@ -21,8 +21,10 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from ._base import _check_device
+from ._classifier import FiBiNETClassifier
 from ._encoding import FieldEncoder
-from ._estimator import FiBiNETClassifier, _check_device, _rng_devices
+from ._skorch import _rng_devices
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
 FORMAT_VERSION = 1
@@ -262,7 +264,7 @@ def _network_to_plain(model: FiBiNETClassifier) -> dict:
     hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
     return {
         "hidden": [int(h) for h in hidden],
-        "n_outputs": 1 if len(model.classes_) == 2 else len(model.classes_),
+        "n_outputs": model._n_outputs(),
         "shuffle_seed": int(model.net_.shuffle_seed),
         "max_cross_cells": int(getattr(model.net_, "module__max_cross_cells", 0)),
     }
