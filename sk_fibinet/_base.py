@@ -310,7 +310,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         X : DataFrame or array-like of shape (n_samples, n_features)
             Training data; DataFrame columns keep their dtypes.
         y : array-like of shape (n_samples,)
-            Target values.
+            Target values: class labels of any type (strings, ints, bools) for
+            the classifier, numbers for the regressor.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights of the loss.
 

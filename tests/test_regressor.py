@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.metrics import r2_score
@@ -157,6 +158,9 @@ def test_save_and_load_give_identical_predictions(fitted, data, tmp_path):
     _, (X_test, _) = data
     path = tmp_path / "reg.pt"
     save_model(fitted, path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "sk_fibinet.FiBiNETRegressor"
+    assert "classes" not in payload and "temperature" not in payload
     loaded = load_model(path)
     assert type(loaded) is FiBiNETRegressor
     assert loaded.get_params() == fitted.get_params()
