@@ -1,8 +1,15 @@
-"""sk_fibinet: a scikit-learn FiBiNET classifier for tabular and CTR data."""
+"""sk_fibinet: scikit-learn FiBiNET estimators for tabular and CTR data."""
 
-from ._estimator import FiBiNETClassifier
+from ._classifier import FiBiNETClassifier
 from ._persistence import load_model, save_model
+from ._regressor import FiBiNETRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["FiBiNETClassifier", "load_model", "save_model", "__version__"]
+__all__ = [
+    "FiBiNETClassifier",
+    "FiBiNETRegressor",
+    "load_model",
+    "save_model",
+    "__version__",
+]

@@ -1,4 +1,4 @@
-"""Save and load a fitted FiBiNETClassifier without pickle.
+"""Save and load a fitted FiBiNETClassifier or FiBiNETRegressor without pickle.
 
 The file is a single ``torch.save`` archive of a dict that holds only tensors
 and plain Python values (str, int, float, bool, None, lists, tuples, dicts).
@@ -21,10 +21,18 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from ._base import BaseFiBiNET, _check_device
+from ._classifier import FiBiNETClassifier
 from ._encoding import FieldEncoder
-from ._estimator import FiBiNETClassifier, _check_device, _rng_devices
+from ._regressor import FiBiNETRegressor
+from ._skorch import _rng_devices
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
+# The format name records the estimator class a file holds; both share one layout.
+_FORMATS = {
+    FORMAT_NAME: FiBiNETClassifier,
+    "sk_fibinet.FiBiNETRegressor": FiBiNETRegressor,
+}
 FORMAT_VERSION = 1
 
 # The weights-only unpickler of older torch releases can be escaped by a crafted
@@ -74,7 +82,7 @@ def _plain(value, what: str):
     )
 
 
-def _params_to_plain(model: FiBiNETClassifier) -> dict:
+def _params_to_plain(model: BaseFiBiNET) -> dict:
     params = model.get_params(deep=False)
     if params["callbacks"] is not None:
         raise ValueError(
@@ -256,26 +264,26 @@ def _float_array(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _network_to_plain(model: FiBiNETClassifier) -> dict:
+def _network_to_plain(model: BaseFiBiNET) -> dict:
     """What ``_build_net`` needs besides the parameters, as fit computed it."""
     hidden = model.hidden_layer_sizes
     hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
     return {
         "hidden": [int(h) for h in hidden],
-        "n_outputs": 1 if len(model.classes_) == 2 else len(model.classes_),
+        "n_outputs": model._n_outputs(),
         "shuffle_seed": int(model.net_.shuffle_seed),
         "max_cross_cells": int(getattr(model.net_, "module__max_cross_cells", 0)),
     }
 
 
 # ------------------------------------------------------------------------ API
-def save_model(model: FiBiNETClassifier, path) -> None:
-    """Save a fitted :class:`FiBiNETClassifier` to a file that loads safely.
+def save_model(model: BaseFiBiNET, path) -> None:
+    """Save a fitted FiBiNET estimator to a file that loads safely.
 
     Parameters
     ----------
-    model : FiBiNETClassifier
-        A fitted classifier whose ``callbacks`` parameter is None.
+    model : FiBiNETClassifier or FiBiNETRegressor
+        A fitted estimator whose ``callbacks`` parameter is None.
     path : str, os.PathLike or binary file object
         Where to write the file (it is overwritten if it exists).
 
@@ -288,7 +296,8 @@ def save_model(model: FiBiNETClassifier, path) -> None:
     sklearn.exceptions.NotFittedError
         If ``model`` is not fitted.
     TypeError
-        If ``model`` is not a :class:`FiBiNETClassifier`.
+        If ``model`` is not a :class:`FiBiNETClassifier` or
+        :class:`FiBiNETRegressor`.
     ValueError
         If ``callbacks`` is not None, or a parameter, a category of a
         categorical column or a class label is not a str, int, float or bool
@@ -301,8 +310,9 @@ def save_model(model: FiBiNETClassifier, path) -> None:
     Notes
     -----
     The file is one ``torch.save`` archive holding only tensors and plain Python
-    values: the hyper-parameters, the encoder's vocabularies and bin edges, the
-    classes, the training history (as JSON) and the network weights. The
+    values: the estimator class, the hyper-parameters, the encoder's vocabularies
+    and bin edges, the classes (classifier) or the target scaling (regressor), the
+    training history (as JSON) and the network weights. The
     optimizer state is not stored, so a loaded model predicts exactly like the
     saved one but does not continue training where it stopped.
 
@@ -313,9 +323,13 @@ def save_model(model: FiBiNETClassifier, path) -> None:
 
     A ``random_state`` given as a ``RandomState`` instance is stored as None.
     """
-    if not isinstance(model, FiBiNETClassifier):
+    format_name = next(
+        (name for name, cls in _FORMATS.items() if isinstance(model, cls)), None
+    )
+    if format_name is None:
         raise TypeError(
-            f"save_model expects a FiBiNETClassifier, got {type(model).__name__}."
+            "save_model expects a FiBiNETClassifier or a FiBiNETRegressor, got "
+            f"{type(model).__name__}."
         )
     check_is_fitted(model)
     import sk_fibinet  # here, not at import time: sk_fibinet imports this module
@@ -326,12 +340,11 @@ def save_model(model: FiBiNETClassifier, path) -> None:
         for key, value in model.net_.module_.state_dict().items()
     }
     payload = {
-        "format": FORMAT_NAME,
+        "format": format_name,
         "format_version": FORMAT_VERSION,
         "sk_fibinet_version": str(sk_fibinet.__version__),
         "params": params,
         "encoder": _encoder_to_plain(model.encoder_),
-        "classes": _array_to_plain(np.asarray(model.classes_), "classes_"),
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": (
             [str(c) for c in model.feature_names_in_]
@@ -339,7 +352,6 @@ def save_model(model: FiBiNETClassifier, path) -> None:
             else None
         ),
         "n_iter": int(model.n_iter_),
-        "temperature": float(model.temperature_),
         "feature_importances": torch.from_numpy(
             np.array(model.feature_importances_, dtype=np.float64, copy=True)
         ),
@@ -347,6 +359,14 @@ def save_model(model: FiBiNETClassifier, path) -> None:
         "history": _history_to_json(model.net_.history),
         "state_dict": state_dict,
     }
+    if isinstance(model, FiBiNETClassifier):
+        payload["classes"] = _array_to_plain(np.asarray(model.classes_), "classes_")
+        payload["temperature"] = float(model.temperature_)
+    else:
+        payload["target_scaling"] = {
+            "offset": float(model.target_offset_),
+            "scale": float(model.target_scale_),
+        }
     torch.save(payload, path)
 
 
@@ -396,8 +416,8 @@ def _read(path):
     return _torch_load(path, "The given file object")
 
 
-def load_model(path, *, device="cpu") -> FiBiNETClassifier:
-    """Load a classifier written by :func:`save_model`.
+def load_model(path, *, device="cpu") -> BaseFiBiNET:
+    """Load a classifier or regressor written by :func:`save_model`.
 
     Parameters
     ----------
@@ -409,9 +429,10 @@ def load_model(path, *, device="cpu") -> FiBiNETClassifier:
 
     Returns
     -------
-    model : FiBiNETClassifier
-        The fitted classifier; its ``predict_proba`` gives the same
-        probabilities as the saved model's (bit for bit on the same device).
+    model : FiBiNETClassifier or FiBiNETRegressor
+        The fitted estimator, of the class that was saved; its
+        ``predict_proba`` (classifier) or ``predict`` (regressor) gives the same
+        values as the saved model's (bit for bit on the same device).
 
     Raises
     ------
@@ -444,10 +465,10 @@ def load_model(path, *, device="cpu") -> FiBiNETClassifier:
     _check_torch_safe()
     dev = _check_device(device)
     payload = _read(path)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+    if not isinstance(payload, dict) or payload.get("format") not in _FORMATS:
         raise ValueError(
             "The file is not a sk_fibinet model file written by save_model (its "
-            f"format name is not {FORMAT_NAME!r})."
+            f"format name is not one of {sorted(_FORMATS)})."
         )
     version = payload.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
@@ -472,13 +493,12 @@ def load_model(path, *, device="cpu") -> FiBiNETClassifier:
         ) from exc
 
 
-def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
+def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
     params = dict(payload["params"])
     params["device"] = device
-    model = FiBiNETClassifier(**params)
+    model = _FORMATS[payload["format"]](**params)
 
     encoder = _encoder_from_plain(payload["encoder"])
-    classes = _array_from_plain(payload["classes"])
     network = payload["network"]
     net = model._build_net(
         encoder=encoder,
@@ -505,13 +525,17 @@ def _rebuild(payload: dict, device, dev: torch.device) -> FiBiNETClassifier:
 
     model.encoder_ = encoder
     model.net_ = net
-    model.classes_ = classes
     model.n_features_in_ = int(payload["n_features_in"])
     if payload.get("feature_names_in") is not None:
         names = np.empty(len(payload["feature_names_in"]), dtype=object)
         names[:] = payload["feature_names_in"]
         model.feature_names_in_ = names
     model.n_iter_ = int(payload["n_iter"])
-    model.temperature_ = float(payload["temperature"])
     model.feature_importances_ = _float_array(payload["feature_importances"])
+    if isinstance(model, FiBiNETClassifier):
+        model.classes_ = _array_from_plain(payload["classes"])
+        model.temperature_ = float(payload["temperature"])
+    else:
+        model.target_offset_ = float(payload["target_scaling"]["offset"])
+        model.target_scale_ = float(payload["target_scaling"]["scale"])
     return model

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_fibinet import FiBiNETClassifier
+from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor
 
 SMALL = dict(
     embedding_dim=4,
@@ -23,7 +23,7 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [FiBiNETClassifier(**SMALL)],
+    [FiBiNETClassifier(**SMALL), FiBiNETRegressor(**SMALL)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible_estimator(estimator, check):

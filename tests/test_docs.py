@@ -4,10 +4,11 @@ Every ``python`` block of ``README.md`` and ``docs/*.md`` and every
 ``.. code-block:: python`` of ``docs/*.rst`` runs, page by page and in order,
 in one namespace per page, so a snippet that stops working fails the tests.
 To keep this fast the snippets run on small data: ``load_adult`` returns the
-first rows of each file, and ``FiBiNETClassifier`` trains for 2 epochs unless a
-snippet says otherwise; joblib runs ``n_jobs`` work in turn (the parallel path is
-tested in ``test_estimator.py``). Each page starts with what its prose assumes exists:
-``X, y`` (Adult training rows), ``X_test, y_test`` and a fitted ``clf``.
+first rows of each file, and ``FiBiNETClassifier`` and ``FiBiNETRegressor`` train
+for 2 epochs unless a snippet says otherwise; joblib runs ``n_jobs`` work in turn
+(the parallel path is tested in ``test_estimator.py``). Each page starts with
+what its prose assumes exists: ``X, y`` (Adult training rows), ``X_test, y_test``
+and a fitted ``clf``.
 
 A block that cannot run here is listed in ``NOT_RUN`` with the reason; a block
 is never skipped silently, and an entry that no longer matches a block fails.
@@ -27,7 +28,7 @@ import torch
 
 import sk_fibinet
 import sk_fibinet.datasets
-from sk_fibinet import FiBiNETClassifier
+from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor
 
 matplotlib.use("Agg")
 
@@ -98,8 +99,9 @@ def small_world(small_adult, monkeypatch, tmp_path):
         return out
 
     monkeypatch.setattr(sk_fibinet.datasets, "load_adult", load_adult)
-    defaults = dict(FiBiNETClassifier.__init__.__kwdefaults__, max_epochs=MAX_EPOCHS)
-    monkeypatch.setattr(FiBiNETClassifier.__init__, "__kwdefaults__", defaults)
+    for cls in (FiBiNETClassifier, FiBiNETRegressor):
+        defaults = dict(cls.__init__.__kwdefaults__, max_epochs=MAX_EPOCHS)
+        monkeypatch.setattr(cls.__init__, "__kwdefaults__", defaults)
     monkeypatch.chdir(tmp_path)
     data, clf = small_adult
     clf = copy.deepcopy(clf)

@@ -1,0 +1,625 @@
+"""BaseFiBiNET: what the FiBiNET classifier and regressor share.
+
+Parameters, their validation, the fit structure (validate -> encode -> split ->
+build the skorch net -> train -> inspect) and the questions the network answers
+about itself. A subclass supplies only what depends on the task: how targets
+become the target column of the training tensor, the loss, how many outputs the
+network has, what early stopping watches and how outputs become predictions, as
+scikit-learn's ``BaseHistGradientBoosting`` does for its two estimators.
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.helper import predefined_split
+
+from ._encoding import FieldEncoder
+from ._fibinetpp import FiBiNetPP
+from ._malloc import tune_malloc
+from ._network import BILINEAR_TYPES, FiBiNET
+from ._optim import SparseDenseAdamW
+from ._skorch import (
+    _PREDICT_BATCH_SIZE,
+    _BatchIterator,
+    _CodesDataset,
+    _eval_mode,
+    _FiBiNETNet,
+    _rng_devices,
+    _silent,
+    _StopOnNonFinite,
+)
+
+# Rows per chunk for field weights and interaction strengths, which build
+# (chunk, pairs, hidden) tensors: 400 MB at 1,024 rows, 40 fields, 128 hidden.
+_INSPECT_BATCH_SIZE = 1024
+# The first-order weights start at 0 and each sees only the rows with its code;
+# at 10x the network's learning rate they keep up with it (3 seeds, with
+# min_frequency=2: Avazu AUC 0.682 -> 0.689, Bank 0.792 -> 0.794, Adult and
+# Criteo within 0.004 of before, see docs/performance.md).
+_LINEAR_LR_SCALE = 10.0
+# A pair of fields is crossed only if its combinations could get this many
+# training rows each on average; below that the weights would memorise rows.
+_CROSS_MIN_ROWS_PER_CELL = 4
+
+
+def _check_device(device):
+    """Return a usable ``torch.device`` or raise a ValueError that says why."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0', "
+            f"got {device!r} ({exc})."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this "
+                "machine; use device='cpu'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    elif dev.type == "mps":
+        raise ValueError(
+            f"device={device!r} is not supported: the embedding tables are trained "
+            "with sparse gradients, which PyTorch does not support on MPS (Apple "
+            "silicon); use device='cpu'."
+        )
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}.")
+    return dev
+
+
+class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the FiBiNET estimators; use a subclass.
+
+    Subclasses define ``__init__`` with every parameter spelt out (they call
+    this one with the shared ones) and the task hooks marked abstract below.
+    """
+
+    _parameter_constraints: dict = {
+        "categorical_features": ["array-like", StrOptions({"auto"}), None],
+        "min_frequency": [Interval(Integral, 1, None, closed="left")],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "reduction_ratio": [Interval(Integral, 1, None, closed="left")],
+        "senet_activation": [StrOptions({"relu", "sigmoid"})],
+        "bilinear_type": [StrOptions(set(BILINEAR_TYPES))],
+        "shared_bilinear": ["boolean"],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "linear": ["boolean"],
+        "max_cross_cells": [Interval(Integral, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "variant": [StrOptions({"fibinet", "fibinet++"})],
+    }
+
+    # What the error names when the (adjusted) sample weights sum to zero.
+    _weight_name = "sample_weight"
+
+    @abstractmethod
+    def __init__(
+        self,
+        *,
+        categorical_features="auto",
+        min_frequency=2,
+        n_bins=32,
+        embedding_dim=8,
+        reduction_ratio=3,
+        senet_activation="relu",
+        bilinear_type="interaction",
+        shared_bilinear=False,
+        hidden_layer_sizes=(128, 64),
+        dropout=0.1,
+        linear=True,
+        max_cross_cells=2000,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=512,
+        max_epochs=20,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=1,
+        tol=1e-4,
+        device="cpu",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+        variant="fibinet",
+    ):
+        self.categorical_features = categorical_features
+        self.min_frequency = min_frequency
+        self.n_bins = n_bins
+        self.embedding_dim = embedding_dim
+        self.reduction_ratio = reduction_ratio
+        self.senet_activation = senet_activation
+        self.bilinear_type = bilinear_type
+        self.shared_bilinear = shared_bilinear
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.linear = linear
+        self.max_cross_cells = max_cross_cells
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+        self.variant = variant
+
+    # ------------------------------------------------------------------ input
+    def _validate_X(self, X, *, reset: bool):
+        """Check X, set or compare feature names, return a DataFrame or ndarray."""
+        if isinstance(X, pd.DataFrame):
+            duplicated = X.columns[X.columns.duplicated()].unique().tolist()
+            if duplicated:
+                raise ValueError(f"X has duplicate column names: {duplicated}.")
+            if not reset and hasattr(self, "feature_names_in_"):
+                X = self._align_columns(X)
+            if reset and X.shape[0] == 0:
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
+                    "of 1 is required."
+                )
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if X.shape[1] == 0:
+                raise ValueError(
+                    f"Found array with 0 feature(s) (shape={X.shape}) while a "
+                    "minimum of 1 is required."
+                )
+            return X
+        if reset:
+            numeric_only = self.categorical_features is None or isinstance(
+                self.categorical_features, str
+            )
+        else:
+            numeric_only = not self.encoder_.categorical_mask_.any()
+        return validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=np.float64 if numeric_only else None,
+            ensure_all_finite=False,
+            ensure_min_samples=1 if reset else 0,
+        )
+
+    def _align_columns(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Match DataFrame columns by name to those seen in fit."""
+        expected = list(self.feature_names_in_)
+        got = [str(c) for c in X.columns]
+        missing = [c for c in expected if c not in set(got)]
+        extra = [c for c in got if c not in set(expected)]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {missing}")
+            if extra:
+                parts.append(f"unexpected columns {extra}")
+            raise ValueError(
+                "X does not have the columns seen in fit: " + " and ".join(parts) + "."
+            )
+        if got != expected:
+            X = X[expected]
+        return X
+
+    # -------------------------------------------------------------- the task
+    @abstractmethod
+    def _validate_y(self, y):
+        """Check ``y``; return it as a 1-d ndarray."""
+
+    @abstractmethod
+    def _prepare_targets(self, y, sample_weight: np.ndarray):
+        """Learn what the targets need; return the target column and the weights.
+
+        Called once per fit with the validated ``y`` and the checked, unnormalised
+        sample weights. Returns ``(target, weight)``, both of shape
+        ``(n_samples,)``: the value the loss compares with (a class index, a
+        scaled target) and the weight of each row, before normalisation.
+        """
+
+    @abstractmethod
+    def _n_outputs(self) -> int:
+        """Width of the network's output layer."""
+
+    @abstractmethod
+    def _task(self) -> str:
+        """Name of the training loss, one of ``_skorch.TASKS``."""
+
+    def _stratify(self, target: np.ndarray):
+        """Labels to stratify the validation split by, or None."""
+        return None
+
+    @abstractmethod
+    def _monitor_callbacks(self) -> list:
+        """The skorch callbacks that score each epoch and stop early."""
+
+    def _early_stopping(self, monitor: str) -> EarlyStopping:
+        return EarlyStopping(
+            monitor=monitor,
+            patience=self.n_iter_no_change,
+            threshold=self.tol,
+            threshold_mode="abs",
+            load_best=True,
+            sink=print if self.verbose else _silent,
+        )
+
+    def _after_training(self, valid_ds: _CodesDataset | None) -> None:
+        """Learn what needs the trained network (and the validation rows)."""
+
+    # -------------------------------------------------------------------- fit
+    def _hidden_sizes(self) -> tuple:
+        hidden = self.hidden_layer_sizes
+        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        if not all(isinstance(h, Integral) and not isinstance(h, bool) for h in hidden):
+            raise TypeError(
+                "hidden_layer_sizes must be an int or a tuple of ints, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if any(h < 1 for h in hidden):  # ints, checked above
+            raise ValueError(
+                "hidden_layer_sizes must hold positive ints, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return hidden
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the encoder and train the network.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Training data; DataFrame columns keep their dtypes.
+        y : array-like of shape (n_samples,)
+            Target values: class labels of any type (strings, ints, bools) for
+            the classifier, numbers for the regressor.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        device = _check_device(self.device)
+        tune_malloc()
+        hidden = self._hidden_sizes()
+        X = self._validate_X(X, reset=True)
+        y = self._validate_y(y)
+        check_consistent_length(X, y)
+        weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        target, weight = self._prepare_targets(y, weight)
+        if not weight.sum() > 0:
+            raise ValueError(f"{self._weight_name} sums to zero.")
+        weight = weight / weight.mean()
+
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+
+        self.encoder_ = FieldEncoder(
+            categorical_features=self.categorical_features,
+            min_frequency=self.min_frequency,
+            n_bins=self.n_bins,
+        )
+        if not isinstance(X, pd.DataFrame) and isinstance(
+            self.categorical_features, str
+        ):
+            self.encoder_.categorical_features = None  # "auto" on an array: numeric
+        codes = torch.from_numpy(self.encoder_.fit_transform(X))  # (n, F) int64
+        target_weight = torch.from_numpy(
+            np.column_stack([target, weight]).astype(np.float32)
+        )  # (n, 2)
+
+        n_samples = codes.shape[0]
+        early = self.early_stopping
+        if early == "auto":
+            early = n_samples >= 1_000
+        callbacks = list(self.callbacks or [])
+        train_split = None
+        train_ds = _CodesDataset(codes, target_weight)
+        valid_ds = None
+        if early:
+            n_valid = int(np.ceil(self.validation_fraction * n_samples))
+            if n_valid < 1 or n_samples - n_valid < 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no "
+                    f"training or validation data for {n_samples} samples; use "
+                    "early_stopping=False."
+                )
+            try:
+                tr, va = train_test_split(
+                    np.arange(n_samples),
+                    test_size=self.validation_fraction,
+                    stratify=self._stratify(target),
+                    random_state=seed,
+                )
+            except ValueError:  # too few samples per class to stratify
+                tr, va = train_test_split(
+                    np.arange(n_samples),
+                    test_size=self.validation_fraction,
+                    random_state=seed,
+                )
+            tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+            train_ds = _CodesDataset(codes[tr], target_weight[tr])
+            valid_ds = _CodesDataset(codes[va], target_weight[va])
+            train_split = predefined_split(valid_ds)
+            callbacks += self._monitor_callbacks()
+        callbacks.append(("stop_on_non_finite", _StopOnNonFinite()))
+        if self.verbose >= 2:  # a bar within each epoch (tqdm, via skorch)
+            callbacks.append(("progress_bar", ProgressBar(postfix_keys=["train_loss"])))
+
+        cross_cells = 0
+        linear = self.linear and self.variant == "fibinet"
+        if linear:  # crosses need rows per combination to learn from
+            cross_cells = min(
+                self.max_cross_cells, len(train_ds) // _CROSS_MIN_ROWS_PER_CELL
+            )
+        self.net_ = self._build_net(
+            encoder=self.encoder_,
+            hidden=hidden,
+            n_outputs=self._n_outputs(),
+            cross_cells=cross_cells,
+            device=device,
+            train_split=train_split,
+            callbacks=callbacks,
+            seed=seed,
+        )
+        # manual_seed reseeds the CPU and every CUDA generator: restore them all
+        with torch.random.fork_rng(devices=_rng_devices()):
+            torch.manual_seed(seed)
+            self.net_.fit(train_ds, None)
+        self.n_iter_ = len(self.net_.history)
+        self._fill_untrained_rows(train_ds.codes)
+        self._after_training(valid_ds)
+        mean_weights = self._field_weights(_CodesDataset(codes), mean=True)  # (F,)
+        total = mean_weights.sum()
+        self.feature_importances_ = (
+            mean_weights / total if total > 0 else np.full_like(mean_weights, 0.0)
+        )
+        return self
+
+    def _build_net(
+        self,
+        *,
+        encoder,
+        hidden,
+        n_outputs,
+        cross_cells,
+        device,
+        train_split,
+        callbacks,
+        seed,
+    ):
+        """The only place that speaks skorch's prefixed parameter names."""
+        if self.variant == "fibinet++":
+            module = {"module": FiBiNetPP}
+        else:
+            module = {
+                "module": FiBiNET,
+                "module__senet_activation": self.senet_activation,
+                "module__bilinear_type": self.bilinear_type,
+                "module__shared_bilinear": self.shared_bilinear,
+                "module__linear": self.linear,
+                "module__max_cross_cells": cross_cells,
+            }
+        return _FiBiNETNet(
+            **module,
+            module__cardinalities=list(encoder.cardinalities_),
+            module__numeric_bins=encoder.numeric_bins(),
+            module__d_embedding=self.embedding_dim,
+            module__reduction_ratio=self.reduction_ratio,
+            module__d_hidden=hidden,
+            module__dropout=float(self.dropout),
+            module__n_outputs=n_outputs,
+            module__sparse=True,
+            criterion=torch.nn.BCEWithLogitsLoss,  # unused: get_loss is weighted
+            optimizer=SparseDenseAdamW,
+            optimizer__weight_decay=self.weight_decay,
+            optimizer__fused=device.type in ("cpu", "cuda"),
+            optimizer__param_groups=[
+                ("embedding.embedding.weight", {"sparse": True}),
+                (
+                    "linear.weight",
+                    {"sparse": True, "lr": _LINEAR_LR_SCALE * self.learning_rate},
+                ),
+                ("cross.table.weight", {"sparse": True}),
+            ],
+            lr=self.learning_rate,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            predict_nonlinearity=None,
+            device=str(device),
+            verbose=int(self.verbose),
+            shuffle_seed=seed,
+            predict_batch_size=_PREDICT_BATCH_SIZE,
+            task=self._task(),
+        )
+
+    # ---------------------------------------------------------------- predict
+    def _encode(self, X) -> _CodesDataset:
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return _CodesDataset(torch.from_numpy(self.encoder_.transform(X)))
+
+    def _forward(self, X) -> torch.Tensor:
+        """The network's raw output for ``X``, ``(n_samples, n_outputs)``."""
+        dataset = self._encode(X)
+        tune_malloc()
+        if len(dataset) == 0:
+            return torch.empty(0, self._n_outputs())  # (0, n_outputs)
+        return self.net_.forward(dataset, training=False)  # (n, n_outputs)
+
+    @torch.no_grad()
+    def _fill_untrained_rows(self, codes: torch.Tensor) -> None:
+        """Give codes never seen in training the mean embedding of their field.
+
+        Missing values in a column that had none in training, and unseen
+        categories when nothing was rare, would otherwise read rows that kept
+        their random initial values. They get the frequency-weighted mean of the
+        field's trained rows instead (embedding and linear weights alike).
+        """
+        module = self.net_.module_
+        cardinalities = torch.tensor(self.encoder_.cardinalities_)  # (F,)
+        # one field at a time: no (n, F) temporary next to the codes
+        counts = torch.cat(
+            [
+                torch.bincount(codes[:, f], minlength=int(c))  # (c,)
+                for f, c in enumerate(cardinalities)
+            ]
+        ).to(torch.float64)  # (R,)
+        untrained = counts == 0  # (R,)
+        if not untrained.any():
+            return
+        field = torch.repeat_interleave(
+            torch.arange(len(cardinalities)), cardinalities
+        )  # (R,)
+        totals = torch.zeros(len(cardinalities), dtype=torch.float64)
+        totals.index_add_(0, field, counts)  # (F,)
+        tables = [module.embedding.embedding.weight]
+        if getattr(module, "linear", None) is not None:
+            tables.append(module.linear.weight)
+        for table in tables:
+            weight = table.detach().cpu().to(torch.float64)  # (R, width)
+            sums = torch.zeros(len(cardinalities), weight.shape[1], dtype=torch.float64)
+            sums.index_add_(0, field, weight * counts[:, None])  # (F, width)
+            means = sums / totals.clamp(min=1)[:, None]  # (F, width)
+            rows = untrained.nonzero()[:, 0]  # (n_untrained,)
+            filled = means[field[rows]].to(table.dtype).to(table.device)
+            table.data[rows.to(table.device)] = filled  # (n_untrained, width)
+
+    @torch.no_grad()
+    def _field_weights(self, dataset: _CodesDataset, mean: bool = False) -> np.ndarray:
+        """SENET excitation weights ``A``: every row ``(n, F)``, or their mean ``(F,)``.
+
+        ``mean=True`` sums chunk by chunk, so no ``(n, F)`` array is built.
+        """
+        module = self.net_.module_
+        device = self.net_.device
+        n_fields = len(self.encoder_.cardinalities_)
+        out = [torch.empty(0, n_fields)]  # (0, F)
+        total = torch.zeros(n_fields, dtype=torch.float64)  # (F,)
+        with _eval_mode(module):
+            for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
+                a = module.field_weights(codes.to(device)).cpu()  # (batch, F)
+                if mean:
+                    total += a.sum(0, dtype=torch.float64)  # (F,)
+                else:
+                    out.append(a)
+        if mean:
+            return (total / max(len(dataset), 1)).numpy()  # (F,)
+        return torch.cat(out).to(torch.float64).numpy()  # (n, F)
+
+    def _column_names(self) -> list[str]:
+        return list(self.encoder_.column_names_)
+
+    def field_weights(self, X) -> pd.DataFrame:
+        """Per-row SENET field weights.
+
+        The SENET layer squeezes every field embedding to its mean and maps the
+        ``F`` means to one non-negative weight per field; the network multiplies
+        each field's embedding by its weight before the second bilinear branch.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        weights : DataFrame of shape (n_samples, n_features)
+            One column per input column, indexed like ``X`` (a RangeIndex for
+            arrays).
+        """
+        dataset = self._encode(X)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(
+            self._field_weights(dataset), index=index, columns=self._column_names()
+        )
+
+    @torch.no_grad()
+    def interaction_strengths(self, X) -> pd.DataFrame:
+        """How strongly every pair of fields feeds the DNN, averaged over ``X``.
+
+        For pair ``(i, j)`` the bilinear layers produce ``p_ij`` (plain
+        embeddings) and ``q_ij`` (SENET embeddings), each of width ``d``. Their
+        contribution to the first hidden layer is ``W_p,ij p_ij + W_q,ij q_ij``,
+        where ``W_p,ij`` and ``W_q,ij`` are the columns of the first DNN layer
+        that read them. The strength of the pair is the L2 norm of that
+        contribution, averaged over the rows of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        strengths : DataFrame of shape (n_features, n_features)
+            Symmetric, indexed and labelled by input column; the diagonal is 0.
+        """
+        dataset = self._encode(X)
+        module = self.net_.module_
+        names = self._column_names()
+        n_fields = len(names)
+        n_pairs = n_fields * (n_fields - 1) // 2
+        strengths = np.zeros(n_pairs)
+        if n_pairs:
+            device = self.net_.device
+            with _eval_mode(module):
+                for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
+                    c = module.pair_strengths(codes.to(device))  # (batch, P)
+                    strengths += c.sum(0).cpu().double().numpy()  # (P,)
+            strengths /= max(len(dataset), 1)
+        matrix = np.zeros((n_fields, n_fields))
+        left, right = np.triu_indices(n_fields, k=1)
+        matrix[left, right] = strengths
+        matrix[right, left] = strengths
+        return pd.DataFrame(matrix, index=names, columns=names)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.non_deterministic = str(self.device).startswith("cuda")
+        return tags

@@ -1,0 +1,340 @@
+"""FiBiNETClassifier: targets, log loss, probabilities."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.utils import assert_all_finite, column_or_1d
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import BaseFiBiNET
+from ._skorch import _fit_temperature, _logits_to_proba, _ValidScore
+
+# With temperature calibration, early stopping watches the calibrated
+# validation loss (False: the raw one, for comparisons).
+_STOP_ON_CALIBRATED_LOSS = True
+
+
+class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
+    """FiBiNET classifier for tabular and click-through-rate data.
+
+    Every column becomes an embedding field: categorical columns through a
+    vocabulary learned in ``fit`` (missing, rare and unseen values have reserved
+    codes), numeric columns through quantile bins (NaN has its own code). The
+    network (Huang, Zhang & Zhang, RecSys 2019) re-weights the fields with a
+    SENET layer, crosses every pair of fields with bilinear interactions on
+    both the plain and the re-weighted embeddings, and feeds both to a DNN.
+    Training runs through a skorch net (``net_``).
+
+    Parameters
+    ----------
+    categorical_features : "auto", None, array-like of bool, int or str, \
+            default="auto"
+        Which columns are categorical. ``"auto"``: category, string, object and
+        bool columns of a DataFrame (a plain array is then all numeric). Also a
+        boolean mask, column indices or column names; None for none.
+    min_frequency : int, default=2
+        Categories seen fewer times in the training data share one code with
+        categories never seen in training (so that code is trained, and ids
+        seen once do not get an embedding of their own to memorise).
+    n_bins : int, default=32
+        Maximum number of quantile bins per numeric column: edges at quantiles
+        of the values, plus quantiles of the distinct values where a spike of
+        one value leaves the budget unused. A column with few distinct values
+        keeps them apart instead, one bin each: at most ``n_bins`` of them, or
+        at most 255 seen 20 times each on average (ages, counts, amounts from
+        a short list), as ``HistGradientBoostingClassifier`` does.
+    embedding_dim : int, default=8
+        Width ``d`` of every field embedding.
+    reduction_ratio : int, default=3
+        SENET reduction: the hidden excitation layer has
+        ``max(1, n_fields // reduction_ratio)`` units.
+    senet_activation : {"relu", "sigmoid"}, default="relu"
+        Activation after the second excitation layer.
+    bilinear_type : {"all", "each", "interaction"}, default="interaction"
+        One shared ``d x d`` matrix, one per field, or one per field pair.
+    shared_bilinear : bool, default=False
+        Share the bilinear weights between the plain and the SENET branch.
+    hidden_layer_sizes : int or tuple of int, default=(128, 64)
+        Widths of the DNN's hidden layers; ``()`` for none.
+    dropout : float, default=0.1
+        Dropout after every hidden layer.
+    linear : bool, default=True
+        Add the first-order (logistic-regression) part. Its weights start at 0
+        and learn at ``10 * learning_rate`` (they are sparse, one per code).
+    max_cross_cells : int, default=2000
+        With ``linear``, the linear part also crosses every pair of fields with
+        at most this many code combinations (and, on average, at least 4
+        training rows per combination): each combination gets a weight of its
+        own, as a crossed feature in the wide part of Wide & Deep. Pairs of
+        small fields (month x day of month, device type x banner position) are
+        where a table of rates beats the low-rank bilinear products; the
+        weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
+    learning_rate : float, default=1e-3
+        Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
+        (only the rows a batch touches) for the embedding tables.
+    weight_decay : float, default=0.0
+        Decoupled (AdamW) weight decay of the dense weights, the coarse tables
+        shared by neighbouring numeric bins included; the code embedding table
+        and the linear part (sparse, lazy Adam) are not decayed.
+    batch_size : int, default=512
+        Training mini-batch size; batches are reshuffled every epoch.
+    max_epochs : int, default=20
+        Maximum number of passes over the training data.
+    early_stopping : "auto" or bool, default="auto"
+        Hold out ``validation_fraction`` of the data and stop when the
+        validation loss has not improved for ``n_iter_no_change`` epochs,
+        restoring the best epoch. ``"auto"``: on from 1,000 samples (a network
+        overfits small data within a few epochs).
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping (stratified).
+    n_iter_no_change : int, default=1
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Minimum decrease of the validation loss that counts as improvement.
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss, multiplied with ``sample_weight``.
+    device : str, default="cpu"
+        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``"mps"`` is
+        refused: PyTorch has no sparse gradients on MPS.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra skorch callbacks added to the net.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation
+        split. Same seed and data give identical probabilities (on CPU).
+    verbose : int, default=0
+        0 prints nothing; 1 prints a table row per epoch (training loss,
+        validation loss and ROC AUC when early stopping holds data out, time);
+        2 adds a progress bar within each epoch (notebook-aware).
+    calibration : "temperature" or None, default="temperature"
+        With early stopping, divide the logits by one temperature fitted on the
+        validation split after training (minimum weighted log loss; Guo et al.
+        2017). It sharpens or softens the probabilities; ``predict`` is
+        unchanged and, for binary targets, so is ROC AUC (with more classes the
+        softmax of scaled logits can reorder rows within a class's column). None,
+        or no early stopping: no scaling. With calibration, early stopping also
+        watches the validation loss after a temperature fitted on each epoch's
+        validation logits, so a network that still ranks better while it grows
+        over-confident is not stopped early.
+    variant : {"fibinet", "fibinet++"}, default="fibinet"
+        The network. ``"fibinet"``: FiBiNET (Huang, Zhang & Zhang 2019) as
+        described above. ``"fibinet++"``: FiBiNet++ (Zhang, Zheng & Zhang
+        2022): embeddings normalised (BatchNorm for categorical fields,
+        LayerNorm per numeric field), Bi-Linear+ (one shared ``d x d`` matrix,
+        one inner product per pair, compressed by a linear layer) and SENet+
+        (bit-wise re-weighting with a skip connection), concatenated into the
+        DNN; about 15x fewer non-embedding weights. ``senet_activation``,
+        ``bilinear_type``, ``shared_bilinear``, ``linear`` and
+        ``max_cross_cells`` apply to ``"fibinet"`` only (FiBiNet++ has no
+        linear part).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when ``X`` was a DataFrame with string column names.
+    n_iter_ : int
+        Number of epochs run.
+    temperature_ : float
+        Temperature the logits are divided by (1.0 without calibration).
+    feature_importances_ : ndarray of shape (`n_features_in_`,)
+        Mean SENET excitation weight of each field (the factor the SENET layer
+        multiplies its embedding by), averaged over all rows passed to ``fit``
+        (the validation rows included) with the final weights, then divided by
+        the sum over fields so the values add up to 1. Non-negative, in
+        ``feature_names_in_`` order. It is a gate value, describing what the
+        SENET layer does, not a measure of which columns carry signal: the plain
+        embedding branch and the linear part ignore it, and noise columns can
+        rank high (use ``sklearn.inspection.permutation_importance`` for that).
+    encoder_ : FieldEncoder
+        Fitted column-to-field encoder.
+    net_ : skorch.NeuralNet
+        Fitted skorch net; ``net_.module_`` is the torch module and
+        ``net_.history`` the per-epoch history.
+
+    Examples
+    --------
+    >>> from sk_fibinet import FiBiNETClassifier
+    >>> from sk_fibinet.datasets import load_adult
+    >>> X, y = load_adult(return_X_y=True, as_frame=True)
+    >>> clf = FiBiNETClassifier(random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> clf.predict_proba(X.head(2)).shape  # doctest: +SKIP
+    (2, 2)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseFiBiNET._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "calibration": [StrOptions({"temperature"}), None],
+    }
+    _weight_name = "sample_weight (times class_weight)"
+
+    def __init__(
+        self,
+        *,
+        categorical_features="auto",
+        min_frequency=2,
+        n_bins=32,
+        embedding_dim=8,
+        reduction_ratio=3,
+        senet_activation="relu",
+        bilinear_type="interaction",
+        shared_bilinear=False,
+        hidden_layer_sizes=(128, 64),
+        dropout=0.1,
+        linear=True,
+        max_cross_cells=2000,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=512,
+        max_epochs=20,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=1,
+        tol=1e-4,
+        class_weight=None,
+        device="cpu",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+        calibration="temperature",
+        variant="fibinet",
+    ):
+        super().__init__(
+            categorical_features=categorical_features,
+            min_frequency=min_frequency,
+            n_bins=n_bins,
+            embedding_dim=embedding_dim,
+            reduction_ratio=reduction_ratio,
+            senet_activation=senet_activation,
+            bilinear_type=bilinear_type,
+            shared_bilinear=shared_bilinear,
+            hidden_layer_sizes=hidden_layer_sizes,
+            dropout=dropout,
+            linear=linear,
+            max_cross_cells=max_cross_cells,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            callbacks=callbacks,
+            random_state=random_state,
+            verbose=verbose,
+            variant=variant,
+        )
+        self.class_weight = class_weight
+        self.calibration = calibration
+
+    def _validate_y(self, y):
+        y = column_or_1d(y, warn=True)
+        if y.dtype.kind == "f":
+            assert_all_finite(y, input_name="y")
+        elif y.dtype.kind == "O" or isinstance(y.dtype, pd.StringDtype):
+            if pd.isna(y).any():
+                raise ValueError("Input y contains missing values (None or NaN).")
+            kinds = {
+                "number"
+                if isinstance(v, Real) and not isinstance(v, bool)
+                else type(v).__name__
+                for v in y
+            }
+            if len(kinds) > 1:
+                raise TypeError(
+                    f"y mixes label types {sorted(kinds)}; use labels of one type."
+                )
+        if y.shape[0] == 0:
+            raise ValueError("y is empty: found 0 samples.")
+        check_classification_targets(y)
+        return y
+
+    def _prepare_targets(self, y, sample_weight):
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(
+                "FiBiNETClassifier needs samples of at least 2 classes in the data, "
+                f"but the data contains only 1 class: {self.classes_[0]!r}."
+            )
+        weight = sample_weight
+        if self.class_weight is not None:
+            weight = weight * compute_sample_weight(self.class_weight, y)
+        return y_index, weight
+
+    def _n_outputs(self) -> int:
+        return 1 if self.classes_.size == 2 else self.classes_.size
+
+    def _task(self) -> str:
+        return "log_loss"
+
+    def _stratify(self, target):
+        _, counts = np.unique(target, return_counts=True)
+        return target if counts.min() >= 2 else None
+
+    def _monitor_callbacks(self) -> list:
+        calibrate = self.calibration == "temperature"
+        monitor = (
+            "valid_loss_calibrated"
+            if calibrate and _STOP_ON_CALIBRATED_LOSS
+            else "valid_loss"
+        )
+        return [
+            ("valid_auc", _ValidScore(calibrate=calibrate)),
+            ("early_stopping", self._early_stopping(monitor)),
+        ]
+
+    def _after_training(self, valid_ds) -> None:
+        self.temperature_ = 1.0
+        if self.calibration == "temperature" and valid_ds is not None:
+            self.temperature_ = _fit_temperature(
+                self.net_.forward(valid_ds, training=False), valid_ds.target
+            )
+
+    # ---------------------------------------------------------------- predict
+    def _logits(self, X) -> torch.Tensor:
+        logits = self._forward(X)  # (n, n_outputs)
+        if self.temperature_ != 1.0:
+            logits = logits / self.temperature_  # (n, n_outputs)
+        return logits
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; each row sums to 1.
+        """
+        return _logits_to_proba(self._logits(X))
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_`` (their original type).
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,282 @@
+"""FiBiNETRegressor: target scaling, regression losses, predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import RegressorMixin
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _check_y, check_is_fitted
+
+from ._base import BaseFiBiNET
+
+LOSSES = ("squared_error", "absolute_error", "poisson")
+
+
+class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
+    """FiBiNET regressor for tabular data.
+
+    Every column becomes an embedding field: categorical columns through a
+    vocabulary learned in ``fit`` (missing, rare and unseen values have reserved
+    codes), numeric columns through quantile bins (NaN has its own code). The
+    network (Huang, Zhang & Zhang, RecSys 2019) re-weights the fields with a
+    SENET layer, crosses every pair of fields with bilinear interactions on
+    both the plain and the re-weighted embeddings, and feeds both to a DNN with
+    one output. Training runs through a skorch net (``net_``).
+
+    Parameters
+    ----------
+    categorical_features : "auto", None, array-like of bool, int or str, \
+            default="auto"
+        Which columns are categorical. ``"auto"``: category, string, object and
+        bool columns of a DataFrame (a plain array is then all numeric). Also a
+        boolean mask, column indices or column names; None for none.
+    min_frequency : int, default=2
+        Categories seen fewer times in the training data share one code with
+        categories never seen in training (so that code is trained, and ids
+        seen once do not get an embedding of their own to memorise).
+    n_bins : int, default=32
+        Maximum number of quantile bins per numeric column: edges at quantiles
+        of the values, plus quantiles of the distinct values where a spike of
+        one value leaves the budget unused. A column with few distinct values
+        keeps them apart instead, one bin each: at most ``n_bins`` of them, or
+        at most 255 seen 20 times each on average (ages, counts, amounts from
+        a short list), as ``HistGradientBoostingClassifier`` does.
+    embedding_dim : int, default=8
+        Width ``d`` of every field embedding.
+    reduction_ratio : int, default=3
+        SENET reduction: the hidden excitation layer has
+        ``max(1, n_fields // reduction_ratio)`` units.
+    senet_activation : {"relu", "sigmoid"}, default="relu"
+        Activation after the second excitation layer.
+    bilinear_type : {"all", "each", "interaction"}, default="interaction"
+        One shared ``d x d`` matrix, one per field, or one per field pair.
+    shared_bilinear : bool, default=False
+        Share the bilinear weights between the plain and the SENET branch.
+    hidden_layer_sizes : int or tuple of int, default=(128, 64)
+        Widths of the DNN's hidden layers; ``()`` for none.
+    dropout : float, default=0.1
+        Dropout after every hidden layer.
+    linear : bool, default=True
+        Add the first-order (linear-regression) part. Its weights start at 0
+        and learn at ``10 * learning_rate`` (they are sparse, one per code).
+    max_cross_cells : int, default=2000
+        With ``linear``, the linear part also crosses every pair of fields with
+        at most this many code combinations (and, on average, at least 4
+        training rows per combination): each combination gets a weight of its
+        own, as a crossed feature in the wide part of Wide & Deep. Pairs of
+        small fields (month x day of month, device type x banner position) are
+        where a table of rates beats the low-rank bilinear products; the
+        weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
+    learning_rate : float, default=1e-3
+        Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
+        (only the rows a batch touches) for the embedding tables.
+    weight_decay : float, default=0.0
+        Decoupled (AdamW) weight decay of the dense weights, the coarse tables
+        shared by neighbouring numeric bins included; the code embedding table
+        and the linear part (sparse, lazy Adam) are not decayed.
+    batch_size : int, default=512
+        Training mini-batch size; batches are reshuffled every epoch.
+    max_epochs : int, default=20
+        Maximum number of passes over the training data.
+    early_stopping : "auto" or bool, default="auto"
+        Hold out ``validation_fraction`` of the data and stop when the
+        validation loss has not improved for ``n_iter_no_change`` epochs,
+        restoring the best epoch. ``"auto"``: on from 1,000 samples (a network
+        overfits small data within a few epochs).
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping (a random,
+        non-stratified split).
+    n_iter_no_change : int, default=1
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Minimum decrease of the validation loss that counts as improvement.
+    loss : {"squared_error", "absolute_error", "poisson"}, \
+            default="squared_error"
+        The training loss, weighted by ``sample_weight``. For
+        ``"squared_error"`` and ``"absolute_error"`` the target is standardised
+        in ``fit`` (its weighted mean and standard deviation are learned, and
+        ``predict`` restores them), so its scale does not matter. ``"poisson"``
+        (counts, rates, amounts) needs ``y >= 0`` with a positive sum; the
+        network's output is the log of the mean, relative to the weighted mean
+        of ``y``, and ``predict`` returns the mean.
+    device : str, default="cpu"
+        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``"mps"`` is
+        refused: PyTorch has no sparse gradients on MPS.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra skorch callbacks added to the net.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation
+        split. Same seed and data give identical probabilities (on CPU).
+    verbose : int, default=0
+        0 prints nothing; 1 prints a table row per epoch (training loss,
+        validation loss when early stopping holds data out, time);
+        2 adds a progress bar within each epoch (notebook-aware).
+    variant : {"fibinet", "fibinet++"}, default="fibinet"
+        The network. ``"fibinet"``: FiBiNET (Huang, Zhang & Zhang 2019) as
+        described above. ``"fibinet++"``: FiBiNet++ (Zhang, Zheng & Zhang
+        2022): embeddings normalised (BatchNorm for categorical fields,
+        LayerNorm per numeric field), Bi-Linear+ (one shared ``d x d`` matrix,
+        one inner product per pair, compressed by a linear layer) and SENet+
+        (bit-wise re-weighting with a skip connection), concatenated into the
+        DNN; about 15x fewer non-embedding weights. ``senet_activation``,
+        ``bilinear_type``, ``shared_bilinear``, ``linear`` and
+        ``max_cross_cells`` apply to ``"fibinet"`` only (FiBiNet++ has no
+        linear part).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when ``X`` was a DataFrame with string column names.
+    n_iter_ : int
+        Number of epochs run.
+    target_offset_ : float
+        Weighted mean of ``y`` subtracted before training (0.0 for
+        ``"poisson"``).
+    target_scale_ : float
+        Factor ``y`` is divided by before training: its weighted standard
+        deviation (1.0 for a constant ``y``), or for ``"poisson"`` its weighted
+        mean.
+    feature_importances_ : ndarray of shape (`n_features_in_`,)
+        Mean SENET excitation weight of each field over all rows passed to
+        ``fit``, divided by the sum over fields; see
+        :class:`FiBiNETClassifier` for what it does and does not measure.
+    encoder_ : FieldEncoder
+        Fitted column-to-field encoder.
+    net_ : skorch.NeuralNet
+        Fitted skorch net; ``net_.module_`` is the torch module and
+        ``net_.history`` the per-epoch history.
+
+    See Also
+    --------
+    FiBiNETClassifier : The classifier on the same network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_fibinet import FiBiNETRegressor
+    >>> from sk_fibinet.datasets import load_adult
+    >>> X, _ = load_adult(return_X_y=True, as_frame=True)
+    >>> y = X.pop("hours-per-week")
+    >>> reg = FiBiNETRegressor(random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> reg.predict(X.head(2)).shape  # doctest: +SKIP
+    (2,)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseFiBiNET._parameter_constraints,
+        "loss": [StrOptions(set(LOSSES))],
+    }
+
+    def __init__(
+        self,
+        *,
+        loss="squared_error",
+        categorical_features="auto",
+        min_frequency=2,
+        n_bins=32,
+        embedding_dim=8,
+        reduction_ratio=3,
+        senet_activation="relu",
+        bilinear_type="interaction",
+        shared_bilinear=False,
+        hidden_layer_sizes=(128, 64),
+        dropout=0.1,
+        linear=True,
+        max_cross_cells=2000,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=512,
+        max_epochs=20,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=1,
+        tol=1e-4,
+        device="cpu",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+        variant="fibinet",
+    ):
+        super().__init__(
+            categorical_features=categorical_features,
+            min_frequency=min_frequency,
+            n_bins=n_bins,
+            embedding_dim=embedding_dim,
+            reduction_ratio=reduction_ratio,
+            senet_activation=senet_activation,
+            bilinear_type=bilinear_type,
+            shared_bilinear=shared_bilinear,
+            hidden_layer_sizes=hidden_layer_sizes,
+            dropout=dropout,
+            linear=linear,
+            max_cross_cells=max_cross_cells,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            callbacks=callbacks,
+            random_state=random_state,
+            verbose=verbose,
+            variant=variant,
+        )
+        self.loss = loss
+
+    def _validate_y(self, y):
+        y = _check_y(y, y_numeric=True, estimator=self).astype(np.float64)
+        if y.shape[0] == 0:
+            raise ValueError("y is empty: found 0 samples.")
+        return y
+
+    def _prepare_targets(self, y, sample_weight):
+        if not sample_weight.sum() > 0:
+            raise ValueError("sample_weight sums to zero.")
+        mean = float(np.average(y, weights=sample_weight))
+        if self.loss == "poisson":
+            if (y < 0).any() or not mean > 0:
+                raise ValueError(
+                    "loss='poisson' needs non-negative y with a positive (weighted) "
+                    f"sum, got min(y)={y.min()!r} and mean(y)={mean!r}."
+                )
+            self.target_offset_, self.target_scale_ = 0.0, mean
+            return y / mean, sample_weight
+        std = float(np.sqrt(np.average((y - mean) ** 2, weights=sample_weight)))
+        if not std > 1e-12 * max(1.0, abs(mean)):  # a constant target
+            std = 1.0
+        self.target_offset_, self.target_scale_ = mean, std
+        return (y - mean) / std, sample_weight
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def _task(self) -> str:
+        return self.loss
+
+    def _monitor_callbacks(self) -> list:
+        return [("early_stopping", self._early_stopping("valid_loss"))]
+
+    def predict(self, X):
+        """Predict regression targets.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted values, in the units of ``y`` (for ``"poisson"``, the
+            predicted mean).
+        """
+        check_is_fitted(self)
+        z = self._forward(X)[:, 0].detach().to("cpu", torch.float64).numpy()
+        if self.loss == "poisson":
+            return self.target_scale_ * np.exp(z)  # (n,)
+        return self.target_offset_ + self.target_scale_ * z  # (n,)
