@@ -33,8 +33,17 @@ def main(argv=None):
     p.add_argument("--n-rows", type=int, default=100_000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--params", default="{}", help="JSON of parameters to try")
+    p.add_argument(
+        "--malloc-tuning",
+        action="store_true",
+        help="call sk_fibinet.tune_malloc() first (off by default, as for users)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.malloc_tuning:
+        from sk_fibinet import tune_malloc
+
+        tune_malloc()
     # one draw, split: train and test share vocabularies and label function
     X, y = make_criteo_like(
         n_rows=args.n_rows + 20_000, n_categorical=27, random_state=0
@@ -47,7 +56,8 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     proba = clf.predict_proba(X_te)[:, 1]
     print(
-        f"{args.n_rows:,} rows x {X.shape[1]} columns, params {args.params}: "
+        f"{args.n_rows:,} rows x {X.shape[1]} columns, params {args.params}"
+        f"{', malloc tuning' if args.malloc_tuning else ''}: "
         f"fit {seconds:.1f} s, {clf.n_iter_} epochs, "
         f"held-out ROC AUC {roc_auc_score(y_te, proba):.4f}, "
         f"log loss {log_loss(y_te, proba):.4f}"

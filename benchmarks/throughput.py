@@ -68,6 +68,10 @@ def worker_ours(args) -> dict:
     from sk_fibinet._encoding import FieldEncoder
 
     torch.set_num_threads(args.threads)
+    if args.malloc_tuning:
+        from sk_fibinet import tune_malloc
+
+        tune_malloc()
     X, y = _data(args)
     cat = [c for c in X.columns if c.startswith("C")]
     start = time.perf_counter()
@@ -111,12 +115,13 @@ def worker_bare(args) -> dict:
     """A plain PyTorch loop over the same module on pre-built tensors."""
     import torch
 
-    from sk_fibinet._malloc import tune_malloc
+    from sk_fibinet import tune_malloc
     from sk_fibinet._network import FiBiNET
     from sk_fibinet._optim import SparseDenseAdamW, sparse_dense_groups
 
     torch.set_num_threads(args.threads)
-    tune_malloc()
+    if args.malloc_tuning:
+        tune_malloc()
     X, y = _data(args)
     codes, vocab = encode_codes(X)
     codes = torch.from_numpy(codes)  # (n, F)
@@ -242,6 +247,12 @@ def parse_args(argv=None):
         help="the estimator's network (the bare loop and DeepCTR-Torch: FiBiNET)",
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--no-malloc-tuning",
+        dest="malloc_tuning",
+        action="store_false",
+        help="leave glibc's thresholds alone (sk_fibinet.tune_malloc is opt-in)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deepctr", action="store_true", help="also run DeepCTR-Torch")

@@ -31,7 +31,6 @@ from skorch.helper import predefined_split
 
 from ._encoding import FieldEncoder
 from ._fibinetpp import FiBiNetPP
-from ._malloc import tune_malloc
 from ._network import BILINEAR_TYPES, FiBiNET
 from ._optim import SparseDenseAdamW
 from ._skorch import (
@@ -321,7 +320,6 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             Fitted estimator.
         """
         device = _check_device(self.device)
-        tune_malloc()
         hidden = self._hidden_sizes()
         X = self._validate_X(X, reset=True)
         y = self._validate_y(y)
@@ -487,7 +485,6 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     def _forward(self, X) -> torch.Tensor:
         """The network's raw output for ``X``, ``(n_samples, n_outputs)``."""
         dataset = self._encode(X)
-        tune_malloc()
         if len(dataset) == 0:
             return torch.empty(0, self._n_outputs())  # (0, n_outputs)
         return self.net_.forward(dataset, training=False)  # (n, n_outputs)

@@ -502,3 +502,19 @@ def test_grid_search_over_variants(mixed):
         scoring="roc_auc",
     ).fit(X, y)
     assert search.best_params_["variant"] in ("fibinet", "fibinet++")
+
+
+def test_fit_and_predict_leave_the_process_allocator_alone(mixed, monkeypatch):
+    # glibc tuning changes the whole process: opt-in only (sk_fibinet.tune_malloc)
+    import ctypes
+
+    import sk_fibinet._malloc as malloc
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the estimator loaded libc to tune malloc")
+
+    monkeypatch.setattr(ctypes, "CDLL", refuse)
+    monkeypatch.setattr(malloc, "_state", {})
+    X, y = mixed
+    FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y).predict_proba(X)
+    assert malloc._state == {}
