@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 BILINEAR_TYPES = ("all", "each", "interaction")
 
@@ -542,6 +543,7 @@ class _BlockedBilinearLinear(torch.autograd.Function):
         return h
 
     @staticmethod
+    @once_differentiable  # the backward is not itself differentiable
     def backward(ctx, grad_h):  # (H, batch)
         et_p, et_q, weight = ctx.saved_tensors
         layer_p, layer_q = ctx.layers

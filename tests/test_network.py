@@ -287,3 +287,13 @@ def test_block_size_follows_the_l2_cache(tmp_path, monkeypatch):
     cpu = torch.device("cpu")
     assert network._pairs_per_block(741, 16, 1024, cpu) == (1 << 22) // (16 * 1024)
     assert network._pairs_per_block(741, 16, 1024, torch.device("meta")) == 741
+
+
+def test_double_backward_through_the_blocked_products_is_refused():
+    torch.manual_seed(0)
+    net = FiBiNET(cardinalities=[5, 6, 7, 8], d_embedding=4, d_hidden=(8,))
+    x = torch.tensor([[1, 2, 3, 4], [0, 5, 6, 7]])
+    loss = net(x).sum()
+    (grad,) = torch.autograd.grad(loss, net.dnn[0].weight, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad.sum().backward()
