@@ -74,7 +74,7 @@ class FieldEmbedding(nn.Module):
         if d_embedding < 1:
             raise ValueError(f"d_embedding must be >= 1, got {d_embedding=}")
         offsets = torch.tensor([0] + cardinalities[:-1]).cumsum(0)  # (F,)
-        self.register_buffer("offsets", offsets)
+        self.register_buffer("offsets", offsets, persistent=False)
         self.embedding = nn.Embedding(sum(cardinalities), d_embedding, sparse=sparse)
         nn.init.normal_(self.embedding.weight, std=0.01)
         self.coarse = None
@@ -82,7 +82,7 @@ class FieldEmbedding(nn.Module):
             index = self._coarse_index(cardinalities, numeric_bins)  # (codes, L)
             n_coarse = int(index.max()) + 1
             if n_coarse > 1:
-                self.register_buffer("coarse_index", index)
+                self.register_buffer("coarse_index", index, persistent=False)
                 self.coarse = nn.Embedding(n_coarse, d_embedding, padding_idx=0)
                 nn.init.normal_(self.coarse.weight, std=0.01)
                 with torch.no_grad():
@@ -231,8 +231,8 @@ class BilinearInteraction(nn.Module):
         self._group_starts = [
             i * (n_fields - 1) - i * (i - 1) // 2 for i in range(n_fields)
         ] + [left.numel()]
-        self.register_buffer("left", left)
-        self.register_buffer("right", right)
+        self.register_buffer("left", left, persistent=False)
+        self.register_buffer("right", right, persistent=False)
         n_matrices = {
             "all": 1,
             "each": max(n_fields - 1, 0),
@@ -638,11 +638,19 @@ class PairLinear(nn.Module):
                     offset.append(total)
                     total += cards[i] * cards[j]
         long = dict(dtype=torch.long)
-        self.register_buffer("left", torch.tensor(left, **long))  # (C,)
-        self.register_buffer("right", torch.tensor(right, **long))  # (C,)
+        self.register_buffer(
+            "left", torch.tensor(left, **long), persistent=False
+        )  # (C,)
+        self.register_buffer(
+            "right", torch.tensor(right, **long), persistent=False
+        )  # (C,)
         stride = [cards[j] for j in right]
-        self.register_buffer("stride", torch.tensor(stride, **long))  # (C,)
-        self.register_buffer("offset", torch.tensor(offset, **long))  # (C,)
+        self.register_buffer(
+            "stride", torch.tensor(stride, **long), persistent=False
+        )  # (C,)
+        self.register_buffer(
+            "offset", torch.tensor(offset, **long), persistent=False
+        )  # (C,)
         self.table = nn.Embedding(max(total, 1), n_outputs, sparse=sparse)
         nn.init.zeros_(self.table.weight)
 

@@ -33,7 +33,10 @@ _FORMATS = {
     FORMAT_NAME: FiBiNETClassifier,
     "sk_fibinet.FiBiNETRegressor": FiBiNETRegressor,
 }
-FORMAT_VERSION = 1
+# 2: derived index buffers (field offsets, coarse and pair indices) are no
+# longer stored; version-1 files, which hold them, still load.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 # The weights-only unpickler of older torch releases can be escaped by a crafted
 # file: torch < 2.6.0 by CVE-2025-32434 (GHSA-53q9-r3pm-6pq6), torch < 2.10.0 by
@@ -475,14 +478,15 @@ def load_model(path, *, device="cpu") -> BaseFiBiNET:
         raise ValueError(
             f"The sk_fibinet model file has an invalid format version {version!r}."
         )
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         import sk_fibinet
 
         raise ValueError(
             f"The sk_fibinet model file has format version {version} (written by "
             f"sk_fibinet {payload.get('sk_fibinet_version', 'unknown')}), but this "
-            f"sk_fibinet ({sk_fibinet.__version__}) reads only format version "
-            f"{FORMAT_VERSION}; load it with a matching sk_fibinet version."
+            f"sk_fibinet ({sk_fibinet.__version__}) reads only format versions "
+            f"{', '.join(map(str, _READABLE_VERSIONS))}; load it with a matching "
+            "sk_fibinet version."
         )
     try:
         return _rebuild(payload, device, dev)
@@ -515,7 +519,11 @@ def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
     with torch.random.fork_rng(devices=_rng_devices()):
         net.initialize()
     try:
-        net.module_.load_state_dict(payload["state_dict"])
+        state = dict(payload["state_dict"])
+        if payload["format_version"] == 1:  # derived buffers were stored then
+            stored = set(net.module_.state_dict())
+            state = {k: v for k, v in state.items() if k in stored}
+        net.module_.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(
             f"The sk_fibinet model file holds weights that do not fit its own "

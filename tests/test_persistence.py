@@ -270,7 +270,7 @@ def test_tampered_format_version_is_refused(fitted, tmp_path):
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = FORMAT_VERSION + 1
     torch.save(payload, path)
-    with pytest.raises(ValueError, match="format version 2.*reads only format"):
+    with pytest.raises(ValueError, match="format version 3.*reads only format"):
         load_model(path)
     payload["format_version"] = "1"
     torch.save(payload, path)
@@ -376,3 +376,25 @@ def test_round_trip_of_both_variants(variant, tmp_path):
     assert type(loaded.net_.module_) is type(clf.net_.module_)
     assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     assert_array_equal(loaded.interaction_strengths(X), clf.interaction_strengths(X))
+
+
+def test_version_1_files_with_derived_buffers_still_load(tmp_path):
+    # version 1 stored the derived index buffers (field offsets, coarse and
+    # pair indices) in the state dict; version 2 rebuilds them
+    X, y = make_mixed(n=300)
+    clf = FiBiNETClassifier(**SMALL).fit(X, y)
+    path = tmp_path / "model.pt"
+    save_model(clf, path)
+    payload = torch.load(path, weights_only=True)
+    assert FORMAT_VERSION == 2 and payload["format_version"] == 2
+    module = clf.net_.module_
+    derived = {
+        name: buffer.detach().clone()
+        for name, buffer in module.named_buffers()
+        if name not in payload["state_dict"]
+    }
+    assert "embedding.offsets" in derived  # no longer written
+    payload["state_dict"].update(derived)
+    payload["format_version"] = 1
+    torch.save(payload, path)
+    assert_array_equal(load_model(path).predict_proba(X), clf.predict_proba(X))
