@@ -29,7 +29,7 @@ from sklearn.utils.validation import (
 from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
-from ._encoding import FieldEncoder
+from ._encoding import FieldEncoder, is_polars_frame, polars_to_pandas
 from ._fibinetpp import FiBiNetPP
 from ._network import BILINEAR_TYPES, FiBiNET
 from ._optim import SparseDenseAdamW
@@ -188,6 +188,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------ input
     def _validate_X(self, X, *, reset: bool):
         """Check X, set or compare feature names, return a DataFrame or ndarray."""
+        if is_polars_frame(X):
+            X = polars_to_pandas(X)
         if isinstance(X, pd.DataFrame):
             duplicated = X.columns[X.columns.duplicated()].unique().tolist()
             if duplicated:
