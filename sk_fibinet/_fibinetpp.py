@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F_
 
-from ._network import FieldEmbedding
+from ._network import FieldEmbedding, mlp
 
 #: LayerNorm epsilon of the authors' ``SimpleLayerNormalization``.
 LN_EPS = 1e-6
@@ -409,14 +409,7 @@ class FiBiNetPP(nn.Module):
             n_groups=n_groups,
             reduction_ratio=reduction_ratio,
         )
-        layers: list[nn.Module] = []
-        for width in d_hidden:
-            layers += [nn.Linear(d_in, width), nn.ReLU()]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            d_in = width
-        layers.append(nn.Linear(d_in, n_outputs))
-        self.dnn = nn.Sequential(*layers)
+        self.dnn = mlp(d_in, d_hidden, dropout=dropout, n_outputs=n_outputs)
 
     @property
     def n_pairs(self) -> int:

@@ -669,6 +669,27 @@ class PairLinear(nn.Module):
         return self.table(ids).sum(dim=1)  # (batch, n_outputs)
 
 
+def mlp(
+    d_in: int, d_hidden: Sequence[int], *, dropout: float, n_outputs: int
+) -> nn.Sequential:
+    """The DNN: ``Linear -> ReLU (-> Dropout)`` per hidden width, then a
+    ``Linear`` to ``n_outputs`` logits; ``(batch, d_in) -> (batch, n_outputs)``.
+
+    Examples
+    --------
+    >>> mlp(6, (4,), dropout=0.1, n_outputs=1)(torch.zeros(2, 6)).shape
+    torch.Size([2, 1])
+    """
+    layers: list[nn.Module] = []
+    for width in d_hidden:
+        layers += [nn.Linear(d_in, width), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        d_in = width
+    layers.append(nn.Linear(d_in, n_outputs))
+    return nn.Sequential(*layers)
+
+
 class FiBiNET(nn.Module):
     """FiBiNET: embeddings, SENET, bilinear interactions, DNN, optional linear part.
 
@@ -768,14 +789,7 @@ class FiBiNET(nn.Module):
         )
         n_pairs = self.bilinear_p.n_pairs
         d_in = 2 * n_pairs * d_embedding if n_pairs else n_fields * d_embedding
-        layers: list[nn.Module] = []
-        for width in d_hidden:
-            layers += [nn.Linear(d_in, width), nn.ReLU()]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            d_in = width
-        layers.append(nn.Linear(d_in, n_outputs))
-        self.dnn = nn.Sequential(*layers)
+        self.dnn = mlp(d_in, d_hidden, dropout=dropout, n_outputs=n_outputs)
         self.linear = None
         if linear:
             self.linear = nn.Embedding(sum(cardinalities), n_outputs, sparse=sparse)

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import FAST
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.metrics import r2_score
@@ -9,15 +10,6 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from sk_fibinet import FiBiNETRegressor, load_model, save_model
-
-FAST = dict(
-    embedding_dim=4,
-    hidden_layer_sizes=(16,),
-    batch_size=64,
-    max_epochs=8,
-    learning_rate=1e-2,
-    random_state=0,
-)
 
 
 def make_regression_frame(n=600, seed=0):
