@@ -150,7 +150,10 @@ def _categorical(X: pd.DataFrame) -> list[str]:
     ]
 
 
-def hgb(X: pd.DataFrame, seed: int):
+def ordinal_pipeline(X: pd.DataFrame, make_model):
+    """Ordinal codes for the categorical columns (NaN for missing and unknown),
+    numeric columns as they are; ``make_model(low)`` builds the model, ``low``
+    the categorical columns of at most 255 categories."""
     cat = _categorical(X)
     num = [c for c in X.columns if c not in cat]
     low = [c for c in cat if X[c].nunique() <= 255]
@@ -169,11 +172,11 @@ def hgb(X: pd.DataFrame, seed: int):
         ],
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
-    model = HistGradientBoostingClassifier(categorical_features=low, random_state=seed)
-    return make_pipeline(pre, model)
+    return make_pipeline(pre, make_model(low))
 
 
-def logreg(X: pd.DataFrame, seed: int):
+def one_hot_pipeline(X: pd.DataFrame, model):
+    """One-hot categoricals (``min_frequency=2``), imputed standardized numerics."""
     cat = _categorical(X)
     num = [c for c in X.columns if c not in cat]
     pre = ColumnTransformer(
@@ -191,7 +194,20 @@ def logreg(X: pd.DataFrame, seed: int):
             ("num", make_pipeline(SimpleImputer(), StandardScaler()), num),
         ]
     )
-    return make_pipeline(pre, LogisticRegression(max_iter=2000, random_state=seed))
+    return make_pipeline(pre, model)
+
+
+def hgb(X: pd.DataFrame, seed: int):
+    return ordinal_pipeline(
+        X,
+        lambda low: HistGradientBoostingClassifier(
+            categorical_features=low, random_state=seed
+        ),
+    )
+
+
+def logreg(X: pd.DataFrame, seed: int):
+    return one_hot_pipeline(X, LogisticRegression(max_iter=2000, random_state=seed))
 
 
 def _as_str(X: pd.DataFrame) -> pd.DataFrame:
@@ -345,13 +361,7 @@ def main(argv=None):
         f"\nmean ± std over seeds {seeds}; {os.cpu_count()} cores ({host}), "
         f"{args.threads} thread(s) per model\n"
     )
-    print("| dataset | model | ROC AUC | log loss | fit s |")
-    print("|---|---|---|---|---|")
-    for name, model_name, mean, std in rows:
-        print(
-            f"| {name} | {model_name} | {mean[0]:.4f} ± {std[0]:.4f} | "
-            f"{mean[1]:.4f} ± {std[1]:.4f} | {mean[2]:.1f} |"
-        )
+    print(format_table(rows))
     summary = _summary(rows)
     if summary:
         print("\n" + summary)
@@ -371,6 +381,21 @@ def main(argv=None):
                 indent=1,
             )
         )
+
+
+def format_table(rows) -> str:
+    """The Markdown table of ``(dataset, model, mean, std)`` rows, where mean
+    and std hold ROC AUC, log loss and fit seconds."""
+    lines = [
+        "| dataset | model | ROC AUC | log loss | fit s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, model_name, mean, std in rows:
+        lines.append(
+            f"| {name} | {model_name} | {mean[0]:.4f} ± {std[0]:.4f} | "
+            f"{mean[1]:.4f} ± {std[1]:.4f} | {mean[2]:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def _summary(rows) -> str:

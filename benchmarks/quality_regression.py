@@ -34,23 +34,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import _as_str, _categorical, _CategoryCodes, _FillMissing  # noqa: E402
+from quality import (  # noqa: E402
+    THREADS,
+    _as_str,
+    _categorical,
+    _CategoryCodes,
+    _FillMissing,
+    one_hot_pipeline,
+    ordinal_pipeline,
+)
 
 from sk_fibinet import FiBiNETRegressor  # noqa: E402
 
 CATEGORICAL = ["carrier", "origin", "dest", "tailnum", "flight", "dow", "hour"]
-THREADS = [os.cpu_count()]
 
 
 def load_flights(data: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,47 +83,16 @@ def load_flights(data: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def hgb(X, seed):
-    cat = _categorical(X)
-    num = [c for c in X.columns if c not in cat]
-    low = [c for c in cat if X[c].nunique() <= 255]
-    pre = ColumnTransformer(
-        [
-            (
-                "cat",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value",
-                    unknown_value=np.nan,
-                    encoded_missing_value=np.nan,
-                ),
-                cat,
-            ),
-            ("num", "passthrough", num),
-        ],
-        verbose_feature_names_out=False,
-    ).set_output(transform="pandas")
-    model = HistGradientBoostingRegressor(categorical_features=low, random_state=seed)
-    return make_pipeline(pre, model)
+    return ordinal_pipeline(
+        X,
+        lambda low: HistGradientBoostingRegressor(
+            categorical_features=low, random_state=seed
+        ),
+    )
 
 
 def ridge(X, seed):
-    cat = _categorical(X)
-    num = [c for c in X.columns if c not in cat]
-    pre = ColumnTransformer(
-        [
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="missing"),
-                    OneHotEncoder(
-                        handle_unknown="infrequent_if_exist", min_frequency=2
-                    ),
-                ),
-                cat,
-            ),
-            ("num", make_pipeline(SimpleImputer(), StandardScaler()), num),
-        ]
-    )
-    return make_pipeline(pre, Ridge(alpha=1.0))
+    return one_hot_pipeline(X, Ridge(alpha=1.0))
 
 
 def lightgbm(X, seed):

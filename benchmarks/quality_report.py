@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import _summary  # noqa: E402
+from quality import _summary, format_table  # noqa: E402
 
 START, END = "<!-- quality:start -->", "<!-- quality:end -->"
 ORDER = [
@@ -54,27 +54,17 @@ def load(paths) -> tuple[list, dict]:
 
 
 def render(rows, meta) -> str:
-    lines = [
-        "| dataset | model | ROC AUC | log loss | fit s |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['auc'][0]:.4f} ± {r['auc'][1]:.4f}"
-            f" | {r['log_loss'][0]:.4f} ± {r['log_loss'][1]:.4f} | {r['fit_s']:.1f} |"
-        )
     as_tuples = [
         (
             r["dataset"],
             r["model"],
-            np.array([r["auc"][0], r["log_loss"][0]]),
-            np.array([r["auc"][1], r["log_loss"][1]]),
+            np.array([r["auc"][0], r["log_loss"][0], r["fit_s"]]),
+            np.array([r["auc"][1], r["log_loss"][1], 0.0]),
         )
         for r in rows
-        if r["model"] != "FiBiNET++ (variant='fibinet++')"
     ]
-    summary = _summary(as_tuples)
-    text = "\n".join(lines)
+    text = format_table(as_tuples)
+    summary = _summary(as_tuples)  # the defaults' rows only ("FiBiNET (...)")
     if summary:
         text += "\n\nFiBiNET's defaults beside the best of HistGradientBoosting, "
         text += "LightGBM and one-hot logistic regression, and CatBoost:\n\n"
