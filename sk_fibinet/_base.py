@@ -410,7 +410,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             torch.manual_seed(seed)
             self.net_.fit(train_ds, None)
         self.n_iter_ = len(self.net_.history)
-        self._fill_untrained_rows(train_ds.codes)
+        self.net_.module_.fill_untrained_rows(train_ds.codes)
         self._after_training(valid_ds)
         mean_weights = self._field_weights(_CodesDataset(codes), mean=True)  # (F,)
         total = mean_weights.sum()
@@ -432,11 +432,10 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         seed,
     ):
         """The only place that speaks skorch's prefixed parameter names."""
-        if self.variant == "fibinet++":
-            module = {"module": FiBiNetPP}
-        else:
-            module = {
-                "module": FiBiNET,
+        module_class = FiBiNetPP if self.variant == "fibinet++" else FiBiNET
+        module = {"module": module_class}
+        if self.variant == "fibinet":
+            module |= {
                 "module__senet_activation": self.senet_activation,
                 "module__bilinear_type": self.bilinear_type,
                 "module__shared_bilinear": self.shared_bilinear,
@@ -457,13 +456,15 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             optimizer=SparseDenseAdamW,
             optimizer__weight_decay=self.weight_decay,
             optimizer__fused=device.type in ("cpu", "cuda"),
+            # the network names its sparse tables; the linear part learns faster
             optimizer__param_groups=[
-                ("embedding.embedding.weight", {"sparse": True}),
                 (
-                    "linear.weight",
-                    {"sparse": True, "lr": _LINEAR_LR_SCALE * self.learning_rate},
-                ),
-                ("cross.table.weight", {"sparse": True}),
+                    name,
+                    {"sparse": True, "lr": _LINEAR_LR_SCALE * self.learning_rate}
+                    if name == "linear.weight"
+                    else {"sparse": True},
+                )
+                for name in module_class.SPARSE_PARAMETERS
             ],
             lr=self.learning_rate,
             max_epochs=self.max_epochs,
@@ -490,44 +491,6 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         if len(dataset) == 0:
             return torch.empty(0, self._n_outputs())  # (0, n_outputs)
         return self.net_.forward(dataset, training=False)  # (n, n_outputs)
-
-    @torch.no_grad()
-    def _fill_untrained_rows(self, codes: torch.Tensor) -> None:
-        """Give codes never seen in training the mean embedding of their field.
-
-        Missing values in a column that had none in training, and unseen
-        categories when nothing was rare, would otherwise read rows that kept
-        their random initial values. They get the frequency-weighted mean of the
-        field's trained rows instead (embedding and linear weights alike).
-        """
-        module = self.net_.module_
-        cardinalities = torch.tensor(self.encoder_.cardinalities_)  # (F,)
-        # one field at a time: no (n, F) temporary next to the codes
-        counts = torch.cat(
-            [
-                torch.bincount(codes[:, f], minlength=int(c))  # (c,)
-                for f, c in enumerate(cardinalities)
-            ]
-        ).to(torch.float64)  # (R,)
-        untrained = counts == 0  # (R,)
-        if not untrained.any():
-            return
-        field = torch.repeat_interleave(
-            torch.arange(len(cardinalities)), cardinalities
-        )  # (R,)
-        totals = torch.zeros(len(cardinalities), dtype=torch.float64)
-        totals.index_add_(0, field, counts)  # (F,)
-        tables = [module.embedding.embedding.weight]
-        if getattr(module, "linear", None) is not None:
-            tables.append(module.linear.weight)
-        for table in tables:
-            weight = table.detach().cpu().to(torch.float64)  # (R, width)
-            sums = torch.zeros(len(cardinalities), weight.shape[1], dtype=torch.float64)
-            sums.index_add_(0, field, weight * counts[:, None])  # (F, width)
-            means = sums / totals.clamp(min=1)[:, None]  # (F, width)
-            rows = untrained.nonzero()[:, 0]  # (n_untrained,)
-            filled = means[field[rows]].to(table.dtype).to(table.device)
-            table.data[rows.to(table.device)] = filled  # (n_untrained, width)
 
     @torch.no_grad()
     def _field_weights(self, dataset: _CodesDataset, mean: bool = False) -> np.ndarray:

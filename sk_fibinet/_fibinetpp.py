@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F_
 
-from ._network import FieldEmbedding, mlp
+from ._network import FieldEmbedding, fill_untrained_rows, mlp
 
 #: LayerNorm epsilon of the authors' ``SimpleLayerNormalization``.
 LN_EPS = 1e-6
@@ -419,6 +419,14 @@ class FiBiNetPP(nn.Module):
     def bit_weights(self, x: torch.Tensor) -> torch.Tensor:
         """SENet+'s weights ``A`` for ``(batch, F)`` codes, ``(batch, F, d)``."""
         return self.senet.bit_weights(self.norm(self.embedding(x)))  # (batch, F, d)
+
+    def fill_untrained_rows(self, codes: torch.Tensor) -> None:
+        """Embedding rows of codes absent from the ``(n, F)`` training
+        ``codes`` take their field's mean, see
+        :func:`~sk_fibinet._network.fill_untrained_rows`."""
+        fill_untrained_rows(
+            [self.embedding.embedding.weight], self.embedding.cardinalities, codes
+        )
 
     def field_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Mean magnitude of each field's SENet+ bit weights: ``(batch, F)``."""

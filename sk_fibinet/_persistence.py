@@ -6,6 +6,11 @@ and plain Python values (str, int, float, bool, None, lists, tuples, dicts).
 refuses to build any other object, so loading a file never runs code from it.
 That holds on torch >= 2.10 only: older releases have known escapes from the
 weights-only unpickler, and :func:`load_model` refuses to run on them.
+
+The module is over 500 lines on purpose: it is the whole file format (writer,
+reader, version migration and the checks of untrusted content), and keeping
+the reading code that guards against untrusted files in one place is what
+makes it reviewable.
 """
 
 from __future__ import annotations

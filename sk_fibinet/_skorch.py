@@ -265,11 +265,15 @@ class _StopOnNonFinite(Callback):
             return
         loss = net.history[-1, "batches", -1].get("train_loss")
         if loss is not None and not math.isfinite(loss):
+            check = (
+                "sample_weight / class_weight"
+                if net.task == "log_loss"
+                else "sample_weight and the target"
+            )
             raise FloatingPointError(
                 "Training diverged: the loss became "
                 f"{loss} at epoch {len(net.history)}. Lower learning_rate, "
-                "raise weight_decay, or check sample_weight / class_weight for "
-                "extreme values."
+                f"raise weight_decay, or check {check} for extreme values."
             )
 
 

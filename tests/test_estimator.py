@@ -442,6 +442,19 @@ def test_linear_part_learns_at_ten_times_the_learning_rate(mixed):
     assert lrs[module.dnn[0].weight.data_ptr()] == FAST["learning_rate"]
     assert lrs[module.embedding.embedding.weight.data_ptr()] == FAST["learning_rate"]
     assert lrs[module.cross.table.weight.data_ptr()] == FAST["learning_rate"]
+    # The inner optimizers, which do the updates, hold the same rates: the
+    # linear table in lazy Adam at 10x, the DNN in AdamW at 1x.
+    outer = clf.net_.optimizer_
+    inner = {}
+    for name, opt in (("sparse", outer._sparse), ("dense", outer._dense)):
+        for group in opt.param_groups:
+            for p in group["params"]:
+                inner[p.data_ptr()] = (name, group["lr"])
+    lr = FAST["learning_rate"]
+    assert inner[module.linear.weight.data_ptr()] == ("sparse", 10 * lr)
+    assert inner[module.embedding.embedding.weight.data_ptr()] == ("sparse", lr)
+    assert inner[module.cross.table.weight.data_ptr()] == ("sparse", lr)
+    assert inner[module.dnn[0].weight.data_ptr()] == ("dense", lr)
 
 
 def test_only_pairs_with_enough_rows_per_combination_are_crossed(mixed):

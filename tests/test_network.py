@@ -124,7 +124,7 @@ def _reference_fibinet(net, x):
 def test_fused_forward_and_backward_equal_the_plain_composition(
     bilinear_type, shared, n_outputs, pairs_per_block, monkeypatch
 ):
-    import sk_fibinet._network as network
+    import sk_fibinet._bilinear as network
 
     if pairs_per_block is not None:  # d * batch = 18 elements per pair
         monkeypatch.setattr(network, "_CACHE_BLOCK_ELEMENTS", pairs_per_block * 18)
@@ -138,18 +138,39 @@ def test_fused_forward_and_backward_equal_the_plain_composition(
             p.add_(torch.randn_like(p) * 0.3)
     x = torch.stack([torch.randint(0, c, (6,)) for c in kw["cardinalities"]], dim=1)
     out = net(x)
+    net.fused = False  # the module's own plain path
+    plain = net(x)
     ref = _reference_fibinet(net, x)
     torch.testing.assert_close(out, ref)
-    grads = torch.autograd.grad(out.sum(), list(net.parameters()))
-    ref_grads = torch.autograd.grad(ref.sum(), list(net.parameters()))
-    for g, r in zip(grads, ref_grads, strict=True):
+    torch.testing.assert_close(plain, ref)
+    params = list(net.parameters())
+    grads = torch.autograd.grad(out.sum(), params)
+    plain_grads = torch.autograd.grad(plain.sum(), params)
+    ref_grads = torch.autograd.grad(ref.sum(), params)
+    for g, p, r in zip(grads, plain_grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r)
+        torch.testing.assert_close(p, r)
+
+
+def test_only_the_plain_path_runs_the_submodules_forward_hooks():
+    net = FiBiNET(cardinalities=[5, 7, 3], d_embedding=3, d_hidden=(4,))
+    x = torch.tensor([[0, 1, 2], [4, 6, 0]])
+    seen = []
+    for name in ("bilinear_p", "bilinear_q"):
+        getattr(net, name).register_forward_hook(lambda *a, n=name: seen.append(n))
+    net.dnn[0].register_forward_hook(lambda *a: seen.append("dnn0"))
+    fused = net(x)
+    assert seen == []  # the fused kernel reads the weights directly
+    net.fused = False
+    assert_close(net(x), fused)
+    assert seen == ["bilinear_p", "bilinear_q", "dnn0"]
+    assert FiBiNET(cardinalities=[5, 7, 3], fused=False).fused is False
 
 
 @pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
 @pytest.mark.parametrize("block", [1, 3, 1 << 18])
 def test_blocked_inference_equals_the_training_path(bilinear_type, block, monkeypatch):
-    import sk_fibinet._network as network
+    import sk_fibinet._bilinear as network
 
     # block = elements per block of factors: with d * batch = 12 elements per
     # pair: 1 and 3 pairs per block, and the default: all 10 pairs at once
@@ -267,7 +288,7 @@ def test_rows_predicted_alone_equal_the_batch_and_leave_weights_alone(bilinear_t
 
 
 def test_block_size_follows_the_l2_cache(tmp_path, monkeypatch):
-    import sk_fibinet._network as network
+    import sk_fibinet._bilinear as network
 
     for i, (level, kind, size) in enumerate(
         [("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "2048K")]

@@ -1,3 +1,4 @@
+import contextlib
 import datetime
 import io
 import json
@@ -333,6 +334,18 @@ def test_unavailable_device_at_load_is_a_clear_error(fitted, tmp_path):
         load_model(tmp_path / "model.pt", device="cuda")
 
 
+@contextlib.contextmanager
+def _storages_tagged_as_cuda():
+    """While active, ``torch.save`` records every storage's location as
+    ``cuda:0``, as it does for tensors on a GPU (no GPU needed)."""
+    entry = (0, lambda storage: "cuda:0", lambda obj, location: None)
+    torch.serialization._package_registry.insert(0, entry)
+    try:
+        yield
+    finally:
+        torch.serialization._package_registry.remove(entry)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("library", ["pickle", "joblib"])
 def test_pickled_cuda_net_is_mapped_to_cpu_without_cuda(library, tmp_path):
@@ -341,10 +354,16 @@ def test_pickled_cuda_net_is_mapped_to_cpu_without_cuda(library, tmp_path):
     expected = clf.predict_proba(X)
     clf.net_.device = "cuda"  # as if trained on a GPU
     path = tmp_path / "model.bin"
-    if library == "pickle":
-        path.write_bytes(pickle.dumps(clf))
-    else:
-        joblib.dump(clf, path)
+    with _storages_tagged_as_cuda():  # every tensor is written as on cuda:0
+        if library == "pickle":
+            path.write_bytes(pickle.dumps(clf))
+        else:
+            joblib.dump(clf, path)
+        buffer = io.BytesIO()
+        torch.save(torch.ones(2), buffer)
+    # the pickled tensors really are CUDA tensors: loaded as they are, they fail
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         restored = (

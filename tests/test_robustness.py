@@ -11,7 +11,7 @@ from conftest import FAST, make_mixed
 from numpy.testing import assert_array_equal
 from skorch.callbacks import Callback
 
-from sk_fibinet import FiBiNETClassifier
+from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +169,12 @@ def test_ids_above_2_to_the_24(mixed):
 def test_divergence_stops_with_advice(mixed):
     X, y = mixed
     clf = FiBiNETClassifier(**{**FAST, "learning_rate": 1e30})
-    with pytest.raises(FloatingPointError, match="Lower learning_rate"):
+    with pytest.raises(FloatingPointError, match="Lower learning_rate.*class_weight"):
         clf.fit(X, y)
+    reg = FiBiNETRegressor(**{**FAST, "learning_rate": 1e30})
+    with pytest.raises(FloatingPointError, match="Lower learning_rate") as caught:
+        reg.fit(X, np.where(y == 1, 1e3, -1e3))
+    assert "class_weight" not in str(caught.value)  # the regressor has none
 
 
 class _InterruptAt(Callback):
