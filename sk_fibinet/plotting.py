@@ -135,13 +135,21 @@ def _kept_epoch(model):
     return best
 
 
+_LOSS_LABELS = {
+    "log_loss": "log loss",
+    "squared_error": "squared error, standardised target",
+    "absolute_error": "absolute error, standardised target",
+    "poisson": "Poisson negative log-likelihood",
+}
+
+
 def plot_learning_curves(model, *, ax=None):
     """Training and validation loss per epoch, from the skorch history.
 
     Parameters
     ----------
-    model : FiBiNETClassifier
-        A fitted model.
+    model : FiBiNETClassifier or FiBiNETRegressor
+        A fitted model; the y axis names its loss.
     ax : matplotlib Axes, default=None
         Where to draw; a new figure when None.
 
@@ -200,6 +208,7 @@ def plot_learning_curves(model, *, ax=None):
     )
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("log loss (weighted)")
+    task = getattr(model.net_, "task", "log_loss")
+    ax.set_ylabel(_LOSS_LABELS.get(task, "loss") + " (weighted)")
     ax.set_title("Learning curves")
     return ax

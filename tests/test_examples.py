@@ -25,6 +25,10 @@ EXPECTED_PNGS = {
         "ctr_criteo_like_calibration.png",
     ],
     "plot_tuning_grid_search.py": ["tuning_grid_search_cv_auc.png"],
+    "plot_regression.py": [
+        "regression_predicted_vs_true.png",
+        "regression_learning_curves_interactions.png",
+    ],
     "plot_interpretability.py": [
         "interpretability_learning_curves.png",
         "interpretability_field_importances.png",

@@ -1,7 +1,7 @@
 import pytest
 from conftest import FAST, make_mixed
 
-from sk_fibinet import FiBiNETClassifier
+from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -51,7 +51,20 @@ def test_plot_learning_curves(model_and_data, tmp_path):
     labels = [line.get_label() for line in ax.get_lines()]
     assert "training loss" in labels and "validation loss" in labels
     assert len(ax.get_lines()[0].get_xdata()) == clf.n_iter_
+    assert ax.get_ylabel() == "log loss (weighted)"
     _png_is_nonempty(ax, tmp_path / "curves.png")
+
+
+@pytest.mark.parametrize(
+    "loss, label",
+    [("squared_error", "squared error"), ("poisson", "Poisson negative log")],
+)
+def test_learning_curves_of_a_regressor_name_its_loss(loss, label):
+    X, y = make_mixed(n=400)
+    reg = FiBiNETRegressor(**FAST, loss=loss, early_stopping=True).fit(X, y + 1.0)
+    ax = plot_learning_curves(reg)
+    assert ax.get_ylabel().startswith(label)
+    plt.close(ax.figure)
 
 
 def _kept_line(ax):
