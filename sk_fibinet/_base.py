@@ -10,6 +10,7 @@ scikit-learn's ``BaseHistGradientBoosting`` does for its two estimators.
 
 from __future__ import annotations
 
+import os
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
@@ -29,6 +30,7 @@ from sklearn.utils.validation import (
 from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
+from . import _checkpoint, _distributed
 from ._encoding import FieldEncoder, is_polars_frame, polars_to_pandas
 from ._fibinetpp import FiBiNetPP
 from ._network import BILINEAR_TYPES, FiBiNET
@@ -124,10 +126,15 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "variant": [StrOptions({"fibinet", "fibinet++"})],
+        "distributed": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
     }
 
     # What the error names when the (adjusted) sample weights sum to zero.
     _weight_name = "sample_weight"
+    # With checkpoint_dir, also save every this many training batches (None:
+    # after every epoch only); for fits whose epochs are long, e.g. streaming.
+    _checkpoint_every_n_batches = None
 
     @abstractmethod
     def __init__(
@@ -158,6 +165,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         random_state=None,
         verbose=0,
         variant="fibinet",
+        distributed=False,
+        checkpoint_dir=None,
     ):
         self.categorical_features = categorical_features
         self.min_frequency = min_frequency
@@ -184,6 +193,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         self.random_state = random_state
         self.verbose = verbose
         self.variant = variant
+        self.distributed = distributed
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ input
     def _validate_X(self, X, *, reset: bool):
@@ -322,6 +333,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             Fitted estimator.
         """
         device = _check_device(self.device)
+        processes, device = _distributed.start(self.distributed, device)
         hidden = self._hidden_sizes()
         X = self._validate_X(X, reset=True)
         y = self._validate_y(y)
@@ -336,6 +348,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        if processes is not None:  # random_state=None draws one per process
+            seed = processes.broadcast_seed(seed)
 
         self.encoder_ = FieldEncoder(
             categorical_features=self.categorical_features,
@@ -350,6 +364,21 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         target_weight = torch.from_numpy(
             np.column_stack([target, weight]).astype(np.float32)
         )  # (n, 2)
+        checkpoint = None
+        if processes is not None or self.checkpoint_dir is not None:
+            fingerprint = _checkpoint.fingerprint(self, codes, target_weight)
+            if processes is not None:
+                processes.check_same(fingerprint)
+            if self.checkpoint_dir is not None:
+                checkpoint = _checkpoint.open_checkpoint(
+                    self,
+                    self.checkpoint_dir,
+                    fingerprint,
+                    seed,
+                    processes,
+                    every_n_batches=self._checkpoint_every_n_batches,
+                )
+                seed = checkpoint.header["seed"]  # a resumed fit keeps its split
 
         n_samples = codes.shape[0]
         early = self.early_stopping
@@ -388,6 +417,10 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         callbacks.append(("stop_on_non_finite", _StopOnNonFinite()))
         if self.verbose >= 2:  # a bar within each epoch (tqdm, via skorch)
             callbacks.append(("progress_bar", ProgressBar(postfix_keys=["train_loss"])))
+        if processes is not None:
+            callbacks = _distributed.add_callbacks(callbacks, processes)
+        if checkpoint is not None:  # last: it saves what the others have updated
+            callbacks.append(("checkpoint", checkpoint))
 
         cross_cells = 0
         linear = self.linear and self.variant == "fibinet"
@@ -405,13 +438,19 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             callbacks=callbacks,
             seed=seed,
         )
-        # manual_seed reseeds the CPU and every CUDA generator: restore them all
-        with torch.random.fork_rng(devices=_rng_devices()):
-            torch.manual_seed(seed)
-            self.net_.fit(train_ds, None)
+        _distributed.attach(self.net_, processes)
+        try:
+            # manual_seed reseeds the CPU and every CUDA generator: restore them all
+            with torch.random.fork_rng(devices=_rng_devices()):
+                torch.manual_seed(seed)
+                self.net_.fit(train_ds, None)
+        finally:
+            _distributed.detach(self.net_)  # no process group in the fitted net
         self.n_iter_ = len(self.net_.history)
         self.net_.module_.fill_untrained_rows(train_ds.codes)
         self._after_training(valid_ds)
+        if processes is not None and hasattr(self, "temperature_"):
+            self.temperature_ = processes.broadcast_float(self.temperature_)
         mean_weights = self._field_weights(_CodesDataset(codes), mean=True)  # (F,)
         total = mean_weights.sum()
         self.feature_importances_ = (

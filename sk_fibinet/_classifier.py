@@ -134,6 +134,22 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         ``bilinear_type``, ``shared_bilinear``, ``linear`` and
         ``max_cross_cells`` apply to ``"fibinet"`` only (FiBiNet++ has no
         linear part).
+    distributed : bool, default=False
+        Train data-parallel over a ``torch.distributed`` process group: run the
+        same script in several processes (``torchrun --nproc-per-node N
+        script.py``), each calling ``fit`` with the same data. Each process
+        trains on its share of every batch (``batch_size`` is the batch of all
+        processes together), gradients are summed over the processes, and all
+        end with the same model. Without an initialised process group, ``fit``
+        starts one from torchrun's environment variables (gloo on CPUs, NCCL
+        on CUDA, where ``device="cuda"`` means ``cuda:LOCAL_RANK``). Only
+        process 0 prints and writes checkpoints. See the "Big data" chapter.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where ``fit`` saves its training state after every epoch (one
+        file per fit, named after a fingerprint of the parameters and the
+        data). A fit killed part-way resumes from it when run again with the
+        same data and parameters; a finished fit is restored without training.
+        Other data or parameters start a file of their own.
 
     Attributes
     ----------
@@ -209,6 +225,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         verbose=0,
         calibration="temperature",
         variant="fibinet",
+        distributed=False,
+        checkpoint_dir=None,
     ):
         super().__init__(
             categorical_features=categorical_features,
@@ -236,6 +254,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             random_state=random_state,
             verbose=verbose,
             variant=variant,
+            distributed=distributed,
+            checkpoint_dir=checkpoint_dir,
         )
         self.class_weight = class_weight
         self.calibration = calibration

@@ -105,6 +105,8 @@ def _params_to_plain(model: BaseFiBiNET) -> dict:
     elif random_state is not None:  # a RandomState instance: its state is lost
         params["random_state"] = None
     params["device"] = str(params["device"])
+    if isinstance(params.get("checkpoint_dir"), os.PathLike):
+        params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])
     return {
         name: _plain(value, f"parameter {name!r}") for name, value in params.items()
     }

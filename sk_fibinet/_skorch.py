@@ -47,6 +47,8 @@ class _BatchIterator:
         # skorch asks for the training iterator once per fit and iterates it
         # once per epoch: each pass draws the next permutation.
         self.n_passes = 0
+        # batches the next pass leaves out (a fit resumed mid-epoch, _checkpoint)
+        self.skip = 0
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
@@ -62,7 +64,8 @@ class _BatchIterator:
         generator = torch.Generator().manual_seed(self.seed + self.n_passes)
         self.n_passes += 1
         order = torch.randperm(n, generator=generator)  # (n,)
-        for start in range(0, n, self.batch_size):
+        skip, self.skip = self.skip, 0
+        for start in range(skip * self.batch_size, n, self.batch_size):
             idx = order[start : start + self.batch_size]  # (batch,)
             yield codes[idx], None if target is None else target[idx]
 
@@ -133,6 +136,18 @@ class _FiBiNETNet(NeuralNet):
         if stop is not None:
             raise stop
 
+    def train_step_single(self, batch, **fit_params):
+        processes = getattr(self, "processes_", None)
+        if processes is None:
+            return super().train_step_single(batch, **fit_params)
+        # data-parallel: gradients and loss summed over the processes' shares
+        processes.seed_dropout(self)
+        step = super().train_step_single(batch, **fit_params)
+        step["loss"] = processes.reduce_gradients(
+            self.module_, step["loss"], len(batch[0])
+        )
+        return step
+
     def evaluation_step(self, batch, training=False):
         # Prediction under inference_mode rather than skorch's no_grad: the
         # blocked pair products are many small ops, and inference mode skips
@@ -156,7 +171,12 @@ class _FiBiNETNet(NeuralNet):
             # permutation on every pass, starting after the epochs already run
             # (a warm start continues the sequence).
             seed = self.shuffle_seed + len(self.history)
-            iterator = _BatchIterator(dataset, self.batch_size, seed)
+            processes = getattr(self, "processes_", None)  # a distributed fit
+            if processes is None:
+                iterator = _BatchIterator(dataset, self.batch_size, seed)
+            else:
+                iterator = processes.shard(dataset, self.batch_size, seed)
+            iterator.skip = self.__dict__.pop("resume_batches_", 0)
         else:
             iterator = _BatchIterator(dataset, self.predict_batch_size, None)
         device = torch.device(self.device)

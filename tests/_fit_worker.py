@@ -1,0 +1,81 @@
+"""Fits run in a child process by test_distributed.py and test_checkpoint.py.
+
+``python tests/_fit_worker.py ddp OUT_DIR`` is one process of a data-parallel fit
+(started with torchrun's environment variables); ``python tests/_fit_worker.py
+checkpoint DIR`` fits with ``checkpoint_dir=DIR`` and stalls in epoch 3 so the
+test can kill it there.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from skorch.callbacks import Callback
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import FAST, make_mixed  # noqa: E402
+
+from sk_fibinet import FiBiNETClassifier  # noqa: E402
+
+DDP_ROWS, TEST_ROWS = 2400, 2000
+CHECKPOINT_PARAMS = dict(FAST, max_epochs=6, n_iter_no_change=3)
+CHECKPOINT_ROWS = 1500
+STALL_EPOCH = 3
+
+
+def ddp(out: Path) -> None:
+    X, y = make_mixed(DDP_ROWS, seed=0)
+    X_test, _ = make_mixed(TEST_ROWS, seed=1)
+    clf = FiBiNETClassifier(
+        **FAST, distributed=True, verbose=1, checkpoint_dir=out / "checkpoints"
+    ).fit(X, y)
+    rank = dist.get_rank()
+    blob = pickle.dumps(clf)  # while the process group is still up
+    torch.save(
+        {
+            "proba": torch.from_numpy(clf.predict_proba(X_test)[:, 1]),
+            "state": clf.net_.module_.state_dict(),
+            "temperature": clf.temperature_,
+            "n_iter": clf.n_iter_,
+            "history": [
+                {k: v for k, v in row.items() if k not in ("batches", "dur")}
+                for row in clf.net_.history
+            ],
+        },
+        out / f"rank{rank}.pt",
+    )
+    (out / f"rank{rank}.pkl").write_bytes(blob)
+    dist.destroy_process_group()
+
+
+class _StallInEpoch(Callback):
+    """Announce, then sleep in the second batch of epoch ``epoch``."""
+
+    def __init__(self, epoch: int, marker: Path):
+        self.epoch = epoch
+        self.marker = marker
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if training and len(net.history) == self.epoch:
+            if len(net.history[-1, "batches"]) == 2:
+                self.marker.write_text("stalled")
+                time.sleep(600)
+
+
+def checkpoint(directory: Path) -> None:
+    X, y = make_mixed(CHECKPOINT_ROWS, seed=0)
+    stall = _StallInEpoch(STALL_EPOCH, directory / "stalled")
+    FiBiNETClassifier(
+        **CHECKPOINT_PARAMS, checkpoint_dir=directory, callbacks=[("stall", stall)]
+    ).fit(X, y)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    {"ddp": ddp, "checkpoint": checkpoint}[sys.argv[1]](Path(sys.argv[2]))
