@@ -4,12 +4,14 @@ from ._classifier import FiBiNETClassifier
 from ._malloc import tune_malloc
 from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor
+from ._streaming import ParquetSource
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FiBiNETClassifier",
     "FiBiNETRegressor",
+    "ParquetSource",
     "load_model",
     "save_model",
     "tune_malloc",

@@ -45,6 +45,7 @@ from ._skorch import (
     _silent,
     _StopOnNonFinite,
 )
+from ._streaming import ParquetSource, fit_source, forward_source, predict_to_parquet
 
 # Rows per chunk for field weights and interaction strengths, which build
 # (chunk, pairs, hidden) tensors: 400 MB at 1,024 rows, 40 fields, 128 hidden.
@@ -268,6 +269,22 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         scaled target) and the weight of each row, before normalisation.
         """
 
+    def _target_stats(self, y) -> pd.Series:
+        """Summary of one chunk of targets of a streamed fit.
+
+        The summaries of all chunks are summed (aligned on their index) and
+        handed to :meth:`_targets_from_stats`.
+        """
+        raise NotImplementedError
+
+    def _targets_from_stats(self, stats: pd.Series):
+        """Learn from summed chunk summaries what ``_prepare_targets`` learns.
+
+        Returns a function mapping one chunk's targets to ``(target, weight)``
+        as ``_prepare_targets`` would, weights scaled to mean 1 over all rows.
+        """
+        raise NotImplementedError
+
     @abstractmethod
     def _n_outputs(self) -> int:
         """Width of the network's output layer."""
@@ -314,24 +331,37 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         return hidden
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the encoder and train the network.
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Training data; DataFrame columns keep their dtypes.
-        y : array-like of shape (n_samples,)
+        X : DataFrame, array-like of shape (n_samples, n_features) or ParquetSource
+            Training data; DataFrame columns keep their dtypes. A
+            :class:`ParquetSource` streams its rows from Parquet with bounded
+            memory and holds the target itself (see :doc:`/big_data`).
+        y : array-like of shape (n_samples,), default=None
             Target values: class labels of any type (strings, ints, bools) for
-            the classifier, numbers for the regressor.
+            the classifier, numbers for the regressor. None with a
+            :class:`ParquetSource`.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights of the loss.
+            Per-sample weights of the loss (not with a :class:`ParquetSource`).
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
+        if isinstance(X, ParquetSource):
+            return fit_source(
+                self,
+                X,
+                y,
+                sample_weight,
+                device=_check_device(self.device),
+                hidden=self._hidden_sizes(),
+                min_rows_per_cell=_CROSS_MIN_ROWS_PER_CELL,
+            )
         device = _check_device(self.device)
         processes, device = _distributed.start(self.distributed, device)
         hidden = self._hidden_sizes()
@@ -526,6 +556,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
 
     def _forward(self, X) -> torch.Tensor:
         """The network's raw output for ``X``, ``(n_samples, n_outputs)``."""
+        if isinstance(X, ParquetSource):
+            return forward_source(self, X)
         dataset = self._encode(X)
         if len(dataset) == 0:
             return torch.empty(0, self._n_outputs())  # (0, n_outputs)
@@ -552,6 +584,33 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         if mean:
             return (total / max(len(dataset), 1)).numpy()  # (F,)
         return torch.cat(out).to(torch.float64).numpy()  # (n, F)
+
+    def predict_to_parquet(self, source, path, *, method="predict", columns=None):
+        """Write predictions for the rows of a Parquet source to a Parquet file.
+
+        Reads, predicts and writes one batch of rows at a time, so memory stays
+        bounded whatever the size of the source; the rows keep the source's
+        order.
+
+        Parameters
+        ----------
+        source : ParquetSource
+            Rows to predict; its feature columns must be those seen in ``fit``.
+        path : str or path-like
+            Parquet file to write (replaced if it exists).
+        method : {"predict", "predict_proba"}, default="predict"
+            ``"predict"`` writes one column ``prediction``; ``"predict_proba"``
+            (classifier) one column ``proba_<class>`` per class.
+        columns : list of str, default=None
+            Source columns copied in front of the predictions (an id column,
+            say), read along with the features.
+
+        Returns
+        -------
+        path : str
+            The file written.
+        """
+        return predict_to_parquet(self, source, path, method=method, columns=columns)
 
     def _column_names(self) -> list[str]:
         return list(self.encoder_.column_names_)

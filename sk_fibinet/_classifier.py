@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from numbers import Real
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils import assert_all_finite, column_or_1d
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -294,6 +295,24 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             weight = weight * compute_sample_weight(self.class_weight, y)
         return y_index, weight
 
+    def _target_stats(self, y) -> pd.Series:
+        return pd.Series(y, copy=False).value_counts()  # rows per label
+
+    def _targets_from_stats(self, stats: pd.Series):
+        labels = stats.index.to_numpy()
+        self._prepare_targets(labels, np.ones(labels.size))  # classes_ and checks
+        counts = stats.reindex(self.classes_).to_numpy(np.float64)  # (n_classes,)
+        if self.class_weight == "balanced":  # as compute_sample_weight("balanced")
+            per_class = counts.sum() / (counts.size * counts)
+        elif self.class_weight is not None:
+            per_class = compute_class_weight(
+                self.class_weight, classes=self.classes_, y=self.classes_
+            )
+        else:
+            per_class = np.ones(counts.size)
+        per_class = per_class / (per_class @ counts / counts.sum())  # mean 1 per row
+        return partial(_class_targets, self.classes_, per_class)
+
     def _n_outputs(self) -> int:
         return 1 if self.classes_.size == 2 else self.classes_.size
 
@@ -358,3 +377,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _class_targets(classes, per_class, y):
+    """Class index and weight of each label of a streamed chunk."""
+    index = np.searchsorted(classes, y)  # (n,) every label was seen in the first pass
+    return index, per_class[index]

@@ -247,6 +247,23 @@ def _as_indexable(col):
     return col
 
 
+def category_counts(col) -> pd.Series:
+    """How often each category of a column occurs, missing values left out.
+
+    Parameters
+    ----------
+    col : Series or ndarray
+        A categorical column.
+
+    Returns
+    -------
+    counts : Series
+        Counts indexed by category, most frequent first, ties in order of first
+        appearance.
+    """
+    return pd.Series(_as_indexable(col), copy=False).value_counts(dropna=True)
+
+
 class FieldEncoder(TransformerMixin, BaseEstimator):
     """Encode every column of a DataFrame or array into integer field codes.
 
@@ -307,24 +324,53 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         self : FieldEncoder
         """
         names, cols, dtypes, is_frame = self._columns(X)
-        self.categorical_mask_ = resolve_categorical_mask(
+        mask = resolve_categorical_mask(
             self.categorical_features, names, dtypes, is_frame
         )
+        stats = (  # one column at a time: no second copy of the numeric columns
+            category_counts(col) if is_cat else _numeric_values(col, str(name))
+            for name, col, is_cat in zip(names, cols, mask, strict=True)
+        )
+        return self._fit_stats(names, mask, stats)
+
+    def _fit_stats(self, names, categorical_mask, stats):
+        """Learn vocabularies and bin edges from per-column statistics.
+
+        ``fit`` passes the statistics of a whole frame; a streamed fit
+        (``_streaming.py``) passes category counts summed over chunks and the
+        numeric values of a bounded sample of rows.
+
+        Parameters
+        ----------
+        names : list
+            Column names, in order.
+        categorical_mask : ndarray of bool of shape (n_features,)
+            Which columns are categorical.
+        stats : iterable
+            One entry per column: for a categorical column a Series of counts
+            indexed by category (from :func:`category_counts`, or several of
+            them summed, first appearances first), for a numeric column its
+            float64 values.
+
+        Returns
+        -------
+        self : FieldEncoder
+        """
+        self.categorical_mask_ = np.asarray(categorical_mask, dtype=bool)
         self.column_names_ = [str(n) for n in names]
         self.vocabularies_, self.bin_edges_, self.cardinalities_ = [], [], []
-        for name, col, is_cat in zip(
-            self.column_names_, cols, self.categorical_mask_, strict=True
-        ):
+        for stat, is_cat in zip(stats, self.categorical_mask_, strict=True):
             if is_cat:
-                col = _as_indexable(col)
-                counts = pd.Series(col, copy=False).value_counts(dropna=True)
+                # most frequent first, ties in order of first appearance (as
+                # value_counts orders them: a no-op on its result)
+                counts = stat.sort_values(ascending=False, kind="stable")
                 kept = counts.index[counts.to_numpy() >= self.min_frequency]
                 vocab = pd.Index(kept)
                 self.vocabularies_.append(vocab)
                 self.bin_edges_.append(None)
                 self.cardinalities_.append(N_RESERVED + len(vocab))
             else:
-                edges = _bin_edges(_numeric_values(col, name), self.n_bins)
+                edges = _bin_edges(stat, self.n_bins)
                 self.vocabularies_.append(None)
                 self.bin_edges_.append(edges)
                 self.cardinalities_.append(1 + edges.size + 1)

@@ -420,12 +420,15 @@ class FiBiNetPP(nn.Module):
         """SENet+'s weights ``A`` for ``(batch, F)`` codes, ``(batch, F, d)``."""
         return self.senet.bit_weights(self.norm(self.embedding(x)))  # (batch, F, d)
 
-    def fill_untrained_rows(self, codes: torch.Tensor) -> None:
+    def fill_untrained_rows(self, codes: torch.Tensor | None = None, *, counts=None):
         """Embedding rows of codes absent from the ``(n, F)`` training
-        ``codes`` take their field's mean, see
+        ``codes`` (or with zero ``counts``) take their field's mean, see
         :func:`~sk_fibinet._network.fill_untrained_rows`."""
         fill_untrained_rows(
-            [self.embedding.embedding.weight], self.embedding.cardinalities, codes
+            [self.embedding.embedding.weight],
+            self.embedding.cardinalities,
+            codes,
+            counts=counts,
         )
 
     def field_weights(self, x: torch.Tensor) -> torch.Tensor:

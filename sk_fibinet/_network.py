@@ -138,7 +138,11 @@ class FieldEmbedding(nn.Module):
 
 @torch.no_grad()
 def fill_untrained_rows(
-    tables: Sequence[torch.Tensor], cardinalities: torch.Tensor, codes: torch.Tensor
+    tables: Sequence[torch.Tensor],
+    cardinalities: torch.Tensor,
+    codes: torch.Tensor | None = None,
+    *,
+    counts: torch.Tensor | None = None,
 ) -> None:
     """Give codes never seen in training the mean row of their field, in place.
 
@@ -154,17 +158,22 @@ def fill_untrained_rows(
         field contiguous and in field order (the embedding and linear tables).
     cardinalities : Tensor of shape (F,)
         Number of codes of each field.
-    codes : Tensor of shape (n_samples, F)
+    codes : Tensor of shape (n_samples, F), default=None
         The training codes.
+    counts : Tensor of shape (sum(cardinalities),), default=None
+        Instead of ``codes``: how often each code occurs in training, field
+        after field (a streamed fit counts them batch by batch).
     """
     cardinalities = cardinalities.cpu()  # (F,)
-    # one field at a time: no (n, F) temporary next to the codes
-    counts = torch.cat(
-        [
-            torch.bincount(codes[:, f], minlength=int(c))  # (c,)
-            for f, c in enumerate(cardinalities)
-        ]
-    ).to(torch.float64)  # (R,)
+    if counts is None:
+        # one field at a time: no (n, F) temporary next to the codes
+        counts = torch.cat(
+            [
+                torch.bincount(codes[:, f], minlength=int(c))  # (c,)
+                for f, c in enumerate(cardinalities)
+            ]
+        )  # (R,)
+    counts = counts.to(torch.float64)  # (R,)
     untrained = counts == 0  # (R,)
     if not untrained.any():
         return
@@ -522,14 +531,14 @@ class FiBiNET(nn.Module):
         """SENET excitation weights ``(batch, F)`` of ``(batch, F)`` codes."""
         return self.senet.field_weights(self.embedding(x))  # (batch, F)
 
-    def fill_untrained_rows(self, codes: torch.Tensor) -> None:
+    def fill_untrained_rows(self, codes: torch.Tensor | None = None, *, counts=None):
         """Embedding and linear rows of codes absent from the ``(n, F)``
-        training ``codes`` take their field's mean, see
-        :func:`fill_untrained_rows`."""
+        training ``codes`` (or with zero ``counts``) take their field's mean,
+        see :func:`fill_untrained_rows`."""
         tables = [self.embedding.embedding.weight]
         if self.linear is not None:
             tables.append(self.linear.weight)
-        fill_untrained_rows(tables, self.embedding.cardinalities, codes)
+        fill_untrained_rows(tables, self.embedding.cardinalities, codes, counts=counts)
 
     def pair_strengths(self, x: torch.Tensor) -> torch.Tensor:
         """How strongly each pair feeds the DNN, per row: ``(batch, P)``.

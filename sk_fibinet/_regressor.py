@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import StrOptions
@@ -273,6 +276,30 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         self.target_offset_, self.target_scale_ = mean, std
         return (y - mean) / std, sample_weight
 
+    def _target_stats(self, y) -> pd.Series:
+        y = np.asarray(y, dtype=np.float64)
+        return pd.Series(
+            {"n": y.size, "sum": y.sum(), "sum_sq": y @ y, "negative": (y < 0).sum()}
+        )
+
+    def _targets_from_stats(self, stats: pd.Series):
+        # the rules of _prepare_targets with unit weights, from sums over chunks
+        mean = float(stats["sum"] / stats["n"])
+        if self.loss == "poisson":
+            if stats["negative"] or not mean > 0:
+                raise ValueError(
+                    "loss='poisson' needs non-negative y with a positive (weighted) "
+                    f"sum, got {int(stats['negative'])} negative values and "
+                    f"mean(y)={mean!r}."
+                )
+            self.target_offset_, self.target_scale_ = 0.0, mean
+        else:
+            std = float(np.sqrt(max(stats["sum_sq"] / stats["n"] - mean**2, 0.0)))
+            if not std > 1e-12 * max(1.0, abs(mean)):  # a constant target
+                std = 1.0
+            self.target_offset_, self.target_scale_ = mean, std
+        return partial(_scaled_targets, self.target_offset_, self.target_scale_)
+
     def _n_outputs(self) -> int:
         return 1
 
@@ -300,3 +327,9 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         if self.loss == "poisson":
             return self.target_scale_ * np.exp(z)  # (n,)
         return self.target_offset_ + self.target_scale_ * z  # (n,)
+
+
+def _scaled_targets(offset, scale, y):
+    """Scaled target and unit weight of each row of a streamed chunk."""
+    y = np.asarray(y, dtype=np.float64)
+    return (y - offset) / scale, np.ones(y.size)

@@ -160,7 +160,7 @@ class _FiBiNETNet(NeuralNet):
             return self.infer(batch[0])
 
     def get_dataset(self, X, y=None):
-        if isinstance(X, _CodesDataset):
+        if isinstance(X, torch.utils.data.Dataset):  # codes, or streamed rows
             return X
         return _CodesDataset(torch.as_tensor(X, dtype=torch.int64))
 
@@ -172,7 +172,9 @@ class _FiBiNETNet(NeuralNet):
             # (a warm start continues the sequence).
             seed = self.shuffle_seed + len(self.history)
             processes = getattr(self, "processes_", None)  # a distributed fit
-            if processes is None:
+            if isinstance(dataset, torch.utils.data.IterableDataset):
+                iterator = dataset.batches(self.batch_size, seed)  # _streaming.py
+            elif processes is None:
                 iterator = _BatchIterator(dataset, self.batch_size, seed)
             else:
                 iterator = processes.shard(dataset, self.batch_size, seed)
