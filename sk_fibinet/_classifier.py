@@ -44,6 +44,17 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         Categories seen fewer times in the training data share one code with
         categories never seen in training (so that code is trained, and ids
         seen once do not get an embedding of their own to memorise).
+    hash_buckets : int, dict or None, default=None
+        Open vocabularies: categorical columns listed here learn no vocabulary
+        but map every value by a stable hash (SipHash with a fixed key, the
+        same in every process and release) to one of this many buckets, each
+        with its own embedding row; an int applies to every categorical column,
+        a dict maps column names (positions, for arrays) to an int or None.
+        Values first met after ``fit`` or after the first ``partial_fit`` call
+        then get trained rows, at the price of collisions (values sharing a
+        bucket share a row) and of memory for every bucket, seen or not;
+        ``min_frequency`` does not apply to them. None: every categorical
+        column keeps the exact vocabulary of the data it was fitted on.
     n_bins : int, default=32
         Maximum number of quantile bins per numeric column: edges at quantiles
         of the values, plus quantiles of the distinct values where a spike of
@@ -200,6 +211,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         *,
         categorical_features="auto",
         min_frequency=2,
+        hash_buckets=None,
         n_bins=32,
         embedding_dim=8,
         reduction_ratio=3,
@@ -231,6 +243,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         super().__init__(
             categorical_features=categorical_features,
             min_frequency=min_frequency,
+            hash_buckets=hash_buckets,
             n_bins=n_bins,
             embedding_dim=embedding_dim,
             reduction_ratio=reduction_ratio,
