@@ -1,6 +1,7 @@
 """sk_fibinet: scikit-learn FiBiNET estimators for tabular and CTR data."""
 
 from ._classifier import FiBiNETClassifier
+from ._incremental import UnknownCategoryWarning
 from ._malloc import tune_malloc
 from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FiBiNETClassifier",
     "FiBiNETRegressor",
+    "UnknownCategoryWarning",
     "load_model",
     "save_model",
     "tune_malloc",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_y, check_is_fitted
 
 from ._base import BaseFiBiNET
+from ._incremental import partial_fit as _partial_fit
 
 LOSSES = ("squared_error", "absolute_error", "poisson")
 
@@ -286,6 +287,16 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         self.target_offset_, self.target_scale_ = mean, std
         return (y - mean) / std, sample_weight
 
+    def _partial_fit_targets(self, y, sample_weight, *, first, classes=None):
+        """Scaled targets and weights of a ``partial_fit`` chunk."""
+        if first:  # the first chunk fixes the scaling
+            return self._prepare_targets(y, sample_weight)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(
+                f"loss='poisson' needs non-negative y, got min(y)={y.min()!r}."
+            )
+        return (y - self.target_offset_) / self.target_scale_, sample_weight
+
     def _n_outputs(self) -> int:
         return 1
 
@@ -294,6 +305,45 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
 
     def _monitor_callbacks(self) -> list:
         return [("early_stopping", self._early_stopping("valid_loss"))]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one epoch on a chunk, continuing where the last call stopped.
+
+        The first call on an unfitted estimator learns the encoding (the
+        vocabularies of categorical columns without ``hash_buckets``, the
+        numeric bins) and the target scaling from this chunk and builds the
+        network. Later calls, and calls after ``fit``, keep all of it, the
+        optimizer state and the random streams, and train one more epoch.
+        ``fit`` starts over.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            A chunk of training data with the columns of the first call. On
+            later calls an empty chunk changes nothing.
+        y : array-like of shape (n_samples,)
+            Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss, used as given: not normalised per
+            chunk, so chunks keep their relative weight.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more epoch.
+
+        Notes
+        -----
+        One call is one pass over the chunk in shuffled mini-batches of
+        ``batch_size``; nothing is held out and ``max_epochs``,
+        ``early_stopping``, ``validation_fraction``, ``n_iter_no_change`` and
+        ``tol`` are not used. ``target_offset_`` and ``target_scale_`` come from
+        the first chunk (or from ``fit``), so that chunk should be a fair sample
+        of the targets. See :meth:`FiBiNETClassifier.partial_fit` for what the
+        first call fixes and what later chunks can change.
+        """
+        return _partial_fit(self, X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict regression targets.
