@@ -434,7 +434,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         ``fit`` chooses them on its training rows. ``feature_importances_`` is
         averaged over the rows of the latest chunk. A model from
         :func:`~sk_fibinet.load_model` has no optimizer state: it continues
-        from its weights with fresh optimizer moments.
+        from its weights with fresh optimizer moments. ``checkpoint_dir`` is
+        not used (pickle the estimator between chunks: it continues exactly),
+        and ``distributed=True`` is refused.
         """
         return _partial_fit(self, X, y, classes=classes, sample_weight=sample_weight)
 

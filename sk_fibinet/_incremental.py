@@ -108,6 +108,12 @@ def partial_fit(estimator, X, y, *, classes=None, sample_weight=None):
             ".fit(X, y, classes=...), which calls partial_fit on every partition "
             "(pip install sk_fibinet[dask])."
         )
+    if estimator.distributed:
+        raise ValueError(
+            "partial_fit does not train data-parallel: with distributed=True each "
+            "process would train its own copy on its own chunk. Use fit under "
+            "torchrun, or set distributed=False and feed the chunks to one process."
+        )
     first = not hasattr(estimator, "net_")
     if first:
         device = _check_device(estimator.device)
@@ -186,7 +192,7 @@ def partial_fit(estimator, X, y, *, classes=None, sample_weight=None):
         estimator.net_ = net
         # Rows this chunk did not reach get their field's mean, as after fit;
         # later chunks train them from there.
-        estimator._fill_untrained_rows(codes)
+        net.module_.fill_untrained_rows(codes)
     estimator.n_iter_ = len(net.history)
     estimator._after_training(None)  # classifier: temperature_ = 1.0
     mean_weights = estimator._field_weights(_CodesDataset(codes), mean=True)  # (F,)

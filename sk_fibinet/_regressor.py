@@ -340,7 +340,8 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         ``early_stopping``, ``validation_fraction``, ``n_iter_no_change`` and
         ``tol`` are not used. ``target_offset_`` and ``target_scale_`` come from
         the first chunk (or from ``fit``), so that chunk should be a fair sample
-        of the targets. See :meth:`FiBiNETClassifier.partial_fit` for what the
+        of the targets. ``checkpoint_dir`` is not used and ``distributed=True``
+        is refused. See :meth:`FiBiNETClassifier.partial_fit` for what the
         first call fixes and what later chunks can change.
         """
         return _partial_fit(self, X, y, sample_weight=sample_weight)

@@ -83,6 +83,8 @@ def test_first_call_errors_name_what_is_missing():
         )
     with pytest.raises(ValueError, match="0 sample"):
         FiBiNETClassifier(**FAST).partial_fit(X.head(0), y[:0], classes=[0, 1])
+    with pytest.raises(ValueError, match="partial_fit does not train data-parallel"):
+        FiBiNETClassifier(**FAST, distributed=True).partial_fit(X, y, classes=[0, 1])
     clf = FiBiNETClassifier(**FAST)
     with pytest.raises(ValueError, match="classes must be passed"):
         clf.partial_fit(X, y)
