@@ -101,6 +101,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     _parameter_constraints: dict = {
         "categorical_features": ["array-like", StrOptions({"auto"}), None],
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
+        "hash_buckets": [Interval(Integral, 1, None, closed="left"), dict, None],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "reduction_ratio": [Interval(Integral, 1, None, closed="left")],
@@ -143,6 +144,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         *,
         categorical_features="auto",
         min_frequency=2,
+        hash_buckets=None,
         n_bins=32,
         embedding_dim=8,
         reduction_ratio=3,
@@ -171,6 +173,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     ):
         self.categorical_features = categorical_features
         self.min_frequency = min_frequency
+        self.hash_buckets = hash_buckets
         self.n_bins = n_bins
         self.embedding_dim = embedding_dim
         self.reduction_ratio = reduction_ratio
@@ -385,6 +388,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             categorical_features=self.categorical_features,
             min_frequency=self.min_frequency,
             n_bins=self.n_bins,
+            hash_buckets=self.hash_buckets,
         )
         if not isinstance(X, pd.DataFrame) and isinstance(
             self.categorical_features, str

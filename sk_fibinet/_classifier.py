@@ -8,7 +8,7 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils import assert_all_finite, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFiBiNET
+from ._incremental import partial_fit as _partial_fit
 from ._skorch import _fit_temperature, _logits_to_proba, _ValidScore
 
 # With temperature calibration, early stopping watches the calibrated
@@ -45,6 +46,17 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         Categories seen fewer times in the training data share one code with
         categories never seen in training (so that code is trained, and ids
         seen once do not get an embedding of their own to memorise).
+    hash_buckets : int, dict or None, default=None
+        Open vocabularies: categorical columns listed here learn no vocabulary
+        but map every value by a stable hash (SipHash with a fixed key, the
+        same in every process and release) to one of this many buckets, each
+        with its own embedding row; an int applies to every categorical column,
+        a dict maps column names (positions, for arrays) to an int or None.
+        Values first met after ``fit`` or after the first ``partial_fit`` call
+        then get trained rows, at the price of collisions (values sharing a
+        bucket share a row) and of memory for every bucket, seen or not;
+        ``min_frequency`` does not apply to them. None: every categorical
+        column keeps the exact vocabulary of the data it was fitted on.
     n_bins : int, default=32
         Maximum number of quantile bins per numeric column: edges at quantiles
         of the values, plus quantiles of the distinct values where a spike of
@@ -201,6 +213,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         *,
         categorical_features="auto",
         min_frequency=2,
+        hash_buckets=None,
         n_bins=32,
         embedding_dim=8,
         reduction_ratio=3,
@@ -232,6 +245,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         super().__init__(
             categorical_features=categorical_features,
             min_frequency=min_frequency,
+            hash_buckets=hash_buckets,
             n_bins=n_bins,
             embedding_dim=embedding_dim,
             reduction_ratio=reduction_ratio,
@@ -313,6 +327,52 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         per_class = per_class / (per_class @ counts / counts.sum())  # mean 1 per row
         return partial(_class_targets, self.classes_, per_class)
 
+    def _partial_fit_targets(self, y, sample_weight, *, first, classes):
+        """Class indices and weights of a ``partial_fit`` chunk."""
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: the class "
+                "frequencies of one chunk are not those of the stream. Pass a dict "
+                "(e.g. from sklearn.utils.class_weight.compute_class_weight on a "
+                "sample)."
+            )
+        if first:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit: every "
+                    "label the stream can hold, e.g. classes=np.unique(y_all) (a "
+                    "chunk may lack some)."
+                )
+            labels = np.unique(column_or_1d(classes))
+            if labels.size < 2:
+                raise ValueError(
+                    f"classes must hold at least 2 labels, got {labels.tolist()!r}."
+                )
+            self.classes_ = labels
+        elif classes is not None and not np.array_equal(
+            np.unique(column_or_1d(classes)), self.classes_
+        ):
+            raise ValueError(
+                f"classes={np.unique(classes).tolist()!r} is not classes_="
+                f"{self.classes_.tolist()!r}, fixed by the first call to partial_fit "
+                "(or by fit)."
+            )
+        target = pd.Index(self.classes_).get_indexer(y)  # -1: not a class
+        if (target < 0).any():
+            raise ValueError(
+                f"y holds labels {np.unique(y[target < 0]).tolist()!r} that are not "
+                f"in classes_={self.classes_.tolist()!r}; pass every label of the "
+                "stream in classes on the first call."
+            )
+        weight = sample_weight
+        if self.class_weight is not None:
+            per_class = np.array(
+                [self.class_weight.get(c, 1.0) for c in self.classes_.tolist()],
+                dtype=np.float64,
+            )  # (n_classes,)
+            weight = weight * per_class[target]
+        return target, weight
+
     def _n_outputs(self) -> int:
         return 1 if self.classes_.size == 2 else self.classes_.size
 
@@ -341,6 +401,63 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             self.temperature_ = _fit_temperature(
                 self.net_.forward(valid_ds, training=False), valid_ds.target
             )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train one epoch on a chunk, continuing where the last call stopped.
+
+        The first call on an unfitted estimator learns the encoding from this
+        chunk (the vocabularies of categorical columns without
+        ``hash_buckets``, the numeric bins) and builds the network. Later
+        calls, and calls after ``fit``, keep the encoder, the classes, the
+        network, its optimizer state and the random streams, and train one
+        more epoch. ``fit`` starts over.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            A chunk of training data with the columns of the first call. On
+            later calls an empty chunk changes nothing.
+        y : array-like of shape (n_samples,)
+            Class labels, all of them in ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every label the stream can hold. Required on the first call (a chunk
+            may lack some labels); on later calls it must name the same labels
+            or be None.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss, used as given: not normalised per
+            chunk, so chunks keep their relative weight.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more epoch.
+
+        Notes
+        -----
+        One call is one pass over the chunk in shuffled mini-batches of
+        ``batch_size``. Nothing is held out: ``max_epochs``,
+        ``early_stopping``, ``validation_fraction``, ``n_iter_no_change`` and
+        ``tol`` are not used, and ``temperature_`` is 1.0 after any call (a
+        temperature fitted by an earlier ``fit`` belonged to the weights before
+        this pass); calibrate on held-out data, e.g. with
+        ``CalibratedClassifierCV(FrozenEstimator(clf))``.
+        ``class_weight="balanced"`` is refused (one chunk does not give the
+        stream's class frequencies); a dict works.
+
+        Categorical columns without ``hash_buckets`` keep the vocabulary of the
+        first call (or of ``fit``): their categories first met in a later chunk
+        share the "other" code with rare ones, and an
+        :class:`~sk_fibinet.UnknownCategoryWarning` counts the rows. The
+        crossed pairs of the linear part are chosen on the first chunk, as
+        ``fit`` chooses them on its training rows. ``feature_importances_`` is
+        averaged over the rows of the latest chunk. A model from
+        :func:`~sk_fibinet.load_model` has no optimizer state: it continues
+        from its weights with fresh optimizer moments. ``checkpoint_dir`` is
+        not used (pickle the estimator between chunks: it continues exactly),
+        and ``distributed=True`` is refused.
+        """
+        return _partial_fit(self, X, y, classes=classes, sample_weight=sample_weight)
 
     # ---------------------------------------------------------------- predict
     def _logits(self, X) -> torch.Tensor:

@@ -6,6 +6,11 @@ Every input column becomes one embedding *field*:
   reserved for missing values (None, NaN, ``pd.NA``), code ``1`` for values seen
   fewer than ``min_frequency`` times in training and for values never seen in
   training, codes ``2..`` for the known categories, most frequent first;
+* a categorical column given ``hash_buckets`` (an open vocabulary, as in
+  streaming) learns no vocabulary: every value maps by a stable hash to one of
+  ``N`` buckets, codes ``2..N+1`` (code ``0`` is still missing, code ``1`` is
+  unused), so values first met after ``fit`` get trained rows of their own,
+  shared with the values that collide with them;
 * a numeric column with few distinct values (at most ``n_bins``, or at most
   ``MAX_EXACT_VALUES`` = 255 with at least ``MIN_ROWS_PER_VALUE`` = 20 rows per
   value on average: ages, counts, amounts from a short list) gets one bin per
@@ -20,6 +25,8 @@ can ever index outside its embedding rows.
 """
 
 from __future__ import annotations
+
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -36,6 +43,11 @@ N_RESERVED = 2
 # 0.2869 to 0.2753 over 3 seeds (docs/encoding.rst).
 MAX_EXACT_VALUES = 255
 MIN_ROWS_PER_VALUE = 20
+# Key of the SipHash-2-4 that pandas' hash_array applies to categories given
+# hash_buckets. Saved models and every worker of a cluster rely on the same
+# value landing in the same bucket: never change it (Python's own hash() is
+# salted per process and could not be used).
+HASH_KEY = "sk_fibinet/hash1"  # 16 bytes
 
 
 def _is_categorical_dtype(dtype) -> bool:
@@ -264,6 +276,126 @@ def category_counts(col) -> pd.Series:
     return pd.Series(_as_indexable(col), copy=False).value_counts(dropna=True)
 
 
+def resolve_hash_buckets(hash_buckets, column_names, categorical_mask) -> list:
+    """Number of hash buckets of every column, None where it keeps a vocabulary.
+
+    Parameters
+    ----------
+    hash_buckets : int, dict or None
+        An int for every categorical column, a dict from column name (or
+        position, for arrays) to an int or None, or None for no hashing.
+    column_names : list of str
+        Column names (positions for arrays), as strings.
+    categorical_mask : ndarray of bool
+        Which columns are categorical.
+
+    Returns
+    -------
+    buckets : list of int or None
+        One entry per column.
+    """
+    n = len(column_names)
+    if hash_buckets is None:
+        return [None] * n
+    if isinstance(hash_buckets, Integral) and not isinstance(hash_buckets, bool):
+        if hash_buckets < 1:
+            raise ValueError(f"hash_buckets must be >= 1, got {hash_buckets!r}.")
+        return [int(hash_buckets) if m else None for m in categorical_mask]
+    if not isinstance(hash_buckets, dict):
+        raise TypeError(
+            "hash_buckets must be None, an int or a dict from column name to int, "
+            f"got {type(hash_buckets).__name__}."
+        )
+    position = {name: i for i, name in enumerate(column_names)}
+    out = [None] * n
+    for key, value in hash_buckets.items():
+        i = position.get(str(key))
+        if i is None:
+            raise ValueError(
+                f"hash_buckets names column {key!r}, which is not in X; X has "
+                f"columns {list(column_names)}."
+            )
+        if not categorical_mask[i]:
+            raise ValueError(
+                f"hash_buckets names column {key!r}, which is numeric (it is cut "
+                "into bins, not hashed); list it in categorical_features to hash "
+                "its values."
+            )
+        if value is None:
+            continue
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(
+                f"hash_buckets[{key!r}] must be an int >= 1 or None, got {value!r}."
+            )
+        out[i] = int(value)
+    return out
+
+
+def _canonical_text(uniques) -> np.ndarray:
+    """Distinct non-missing values as text: equal values of any dtype agree.
+
+    ``5``, ``5.0``, ``np.int32(5)`` and ``"5"`` all become ``"5"``, so a column
+    read as int in one chunk and as float (it had a NaN) or text in the next
+    hashes the same; booleans become ``"True"`` / ``"False"``.
+    """
+    values = np.asarray(uniques)
+    if values.dtype.kind == "b":
+        return np.where(values, "True", "False").astype(object)
+    if values.dtype.kind in "iu":
+        return values.astype(str).astype(object)
+    if values.dtype.kind == "f":
+        f = values.astype(np.float64)  # float32 0.1 reads as the float64 it is
+        integral = np.isfinite(f) & (np.floor(f) == f) & (np.abs(f) < 2.0**63)
+        out = f.astype(str).astype(object)
+        out[integral] = f[integral].astype(np.int64).astype(str)
+        return out
+    if values.dtype.kind != "O":  # text, dates
+        return values.astype(str).astype(object)
+    out = np.empty(values.size, dtype=object)
+    for i, v in enumerate(values.tolist()):
+        if isinstance(v, bool):
+            out[i] = "True" if v else "False"
+        elif isinstance(v, Integral):
+            out[i] = str(int(v))
+        elif isinstance(v, Real):
+            f = float(v)
+            integral = np.isfinite(f) and f.is_integer() and abs(f) < 2.0**63
+            out[i] = str(int(f)) if integral else str(np.float64(f))
+        else:
+            out[i] = str(v)
+    return out
+
+
+def hash_codes(col, n_buckets: int) -> np.ndarray:
+    """Codes of one categorical column by stable hashing into ``n_buckets``.
+
+    Parameters
+    ----------
+    col : Series or ndarray of shape (n_samples,)
+    n_buckets : int
+
+    Returns
+    -------
+    codes : ndarray of int64 of shape (n_samples,)
+        ``MISSING_CODE`` for missing values, otherwise in
+        ``[N_RESERVED, N_RESERVED + n_buckets)``.
+    """
+    if isinstance(col, pd.Series) and isinstance(col.dtype, pd.CategoricalDtype):
+        # hash the categories, not every row
+        index, uniques = col.cat.codes.to_numpy(), col.cat.categories.to_numpy()
+    else:
+        index, uniques = pd.factorize(_as_indexable(col), use_na_sentinel=True)
+    hashes = pd.util.hash_array(
+        _canonical_text(uniques), hash_key=HASH_KEY, categorize=False
+    )  # (n_uniques,) uint64
+    buckets = (hashes % np.uint64(n_buckets)).astype(np.int64) + N_RESERVED
+    index = np.asarray(index, dtype=np.int64)
+    found = index >= 0
+    out = np.full(index.shape, MISSING_CODE, dtype=np.int64)
+    out[found] = buckets[index[found]]
+    return out
+
+
 class FieldEncoder(TransformerMixin, BaseEstimator):
     """Encode every column of a DataFrame or array into integer field codes.
 
@@ -280,6 +412,11 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         one more); a column with at most ``MAX_EXACT_VALUES`` distinct values,
         seen ``MIN_ROWS_PER_VALUE`` times each on average, gets one bin per
         value instead.
+    hash_buckets : int, dict or None, default=None
+        Categorical columns that map their values by a stable hash to this many
+        buckets instead of learning a vocabulary: an int for every categorical
+        column, or a dict from column name (position, for arrays) to an int or
+        None. ``min_frequency`` does not apply to them.
 
     Attributes
     ----------
@@ -290,15 +427,26 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     cardinalities_ : list of int
         Number of codes of each field (reserved codes included).
     vocabularies_ : list of pandas.Index or None
-        Known categories of each categorical column, ``None`` for numeric ones.
+        Known categories of each categorical column (empty for hashed ones),
+        ``None`` for numeric ones.
+    hash_buckets_ : list of int or None
+        Number of hash buckets of each hashed column, ``None`` for the others.
     bin_edges_ : list of ndarray or None
         Inner bin edges of each numeric column, ``None`` for categorical ones.
     """
 
-    def __init__(self, *, categorical_features="auto", min_frequency=1, n_bins=64):
+    def __init__(
+        self,
+        *,
+        categorical_features="auto",
+        min_frequency=1,
+        n_bins=64,
+        hash_buckets=None,
+    ):
         self.categorical_features = categorical_features
         self.min_frequency = min_frequency
         self.n_bins = n_bins
+        self.hash_buckets = hash_buckets
 
     @staticmethod
     def _columns(X):
@@ -327,9 +475,16 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         mask = resolve_categorical_mask(
             self.categorical_features, names, dtypes, is_frame
         )
+        hashed = resolve_hash_buckets(self.hash_buckets, [str(n) for n in names], mask)
         stats = (  # one column at a time: no second copy of the numeric columns
-            category_counts(col) if is_cat else _numeric_values(col, str(name))
-            for name, col, is_cat in zip(names, cols, mask, strict=True)
+            None  # hashed: nothing to count
+            if buckets is not None
+            else category_counts(col)
+            if is_cat
+            else _numeric_values(col, str(name))
+            for name, col, is_cat, buckets in zip(
+                names, cols, mask, hashed, strict=True
+            )
         )
         return self._fit_stats(names, mask, stats)
 
@@ -358,9 +513,18 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         """
         self.categorical_mask_ = np.asarray(categorical_mask, dtype=bool)
         self.column_names_ = [str(n) for n in names]
+        self.hash_buckets_ = resolve_hash_buckets(
+            self.hash_buckets, self.column_names_, self.categorical_mask_
+        )
         self.vocabularies_, self.bin_edges_, self.cardinalities_ = [], [], []
-        for stat, is_cat in zip(stats, self.categorical_mask_, strict=True):
-            if is_cat:
+        for stat, is_cat, buckets in zip(
+            stats, self.categorical_mask_, self.hash_buckets_, strict=True
+        ):
+            if buckets is not None:  # hashed: no vocabulary, the stats unused
+                self.vocabularies_.append(pd.Index([], dtype=object))
+                self.bin_edges_.append(None)
+                self.cardinalities_.append(N_RESERVED + buckets)
+            elif is_cat:
                 # most frequent first, ties in order of first appearance (as
                 # value_counts orders them: a no-op on its result)
                 counts = stat.sort_values(ascending=False, kind="stable")
@@ -405,10 +569,14 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         _, cols, _, _ = self._columns(X)
         codes = np.empty((X.shape[0], len(cols)), dtype=np.int64)
+        # encoders fitted before hashing existed have no hash_buckets_
+        hashed = getattr(self, "hash_buckets_", None) or [None] * len(cols)
         for j, col in enumerate(cols):
             name = self.column_names_[j]
             vocab = self.vocabularies_[j]
-            if vocab is not None:
+            if hashed[j] is not None:
+                codes[:, j] = hash_codes(col, hashed[j])
+            elif vocab is not None:
                 codes[:, j] = self._encode_categorical(col, vocab, name)
             else:
                 values = _numeric_values(col, name)

@@ -68,6 +68,19 @@ class SparseDenseAdamW(torch.optim.Optimizer):
         )
         self._pairs = [(g, inner) for g, inner in self._inner_groups(dense, sparse)]
 
+    def __getstate__(self):
+        # torch's Optimizer pickles only defaults, state and param_groups: keep
+        # the inner optimizers (and their moments), so a pickled net trains on
+        state = super().__getstate__()
+        state.update(fused=self.fused, _dense=self._dense, _sparse=self._sparse)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        dense = [g for g in self.param_groups if not g["sparse"]]
+        sparse = [g for g in self.param_groups if g["sparse"]]
+        self._pairs = list(self._inner_groups(dense, sparse))
+
     def _inner_groups(self, dense, sparse):
         if self._dense is not None:
             yield from zip(dense, self._dense.param_groups, strict=True)

@@ -28,7 +28,7 @@ from skorch.history import History
 
 from ._base import BaseFiBiNET, _check_device
 from ._classifier import FiBiNETClassifier
-from ._encoding import FieldEncoder
+from ._encoding import FieldEncoder, resolve_hash_buckets
 from ._regressor import FiBiNETRegressor
 from ._skorch import _rng_devices
 
@@ -265,6 +265,10 @@ def _encoder_from_plain(state: dict) -> FieldEncoder:
     encoder.bin_edges_ = [
         None if edges is None else _float_array(edges) for edges in state["bin_edges"]
     ]
+    # derived from the parameters (files written before hashing have none)
+    encoder.hash_buckets_ = resolve_hash_buckets(
+        encoder.hash_buckets, encoder.column_names_, encoder.categorical_mask_
+    )
     return encoder
 
 

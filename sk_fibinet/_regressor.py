@@ -7,11 +7,12 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_y, check_is_fitted
 
 from ._base import BaseFiBiNET
+from ._incremental import partial_fit as _partial_fit
 
 LOSSES = ("squared_error", "absolute_error", "poisson")
 
@@ -38,6 +39,17 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         Categories seen fewer times in the training data share one code with
         categories never seen in training (so that code is trained, and ids
         seen once do not get an embedding of their own to memorise).
+    hash_buckets : int, dict or None, default=None
+        Open vocabularies: categorical columns listed here learn no vocabulary
+        but map every value by a stable hash (SipHash with a fixed key, the
+        same in every process and release) to one of this many buckets, each
+        with its own embedding row; an int applies to every categorical column,
+        a dict maps column names (positions, for arrays) to an int or None.
+        Values first met after ``fit`` or after the first ``partial_fit`` call
+        then get trained rows, at the price of collisions (values sharing a
+        bucket share a row) and of memory for every bucket, seen or not;
+        ``min_frequency`` does not apply to them. None: every categorical
+        column keeps the exact vocabulary of the data it was fitted on.
     n_bins : int, default=32
         Maximum number of quantile bins per numeric column: edges at quantiles
         of the values, plus quantiles of the distinct values where a spike of
@@ -195,6 +207,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         loss="squared_error",
         categorical_features="auto",
         min_frequency=2,
+        hash_buckets=None,
         n_bins=32,
         embedding_dim=8,
         reduction_ratio=3,
@@ -224,6 +237,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         super().__init__(
             categorical_features=categorical_features,
             min_frequency=min_frequency,
+            hash_buckets=hash_buckets,
             n_bins=n_bins,
             embedding_dim=embedding_dim,
             reduction_ratio=reduction_ratio,
@@ -300,6 +314,16 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
             self.target_offset_, self.target_scale_ = mean, std
         return partial(_scaled_targets, self.target_offset_, self.target_scale_)
 
+    def _partial_fit_targets(self, y, sample_weight, *, first, classes=None):
+        """Scaled targets and weights of a ``partial_fit`` chunk."""
+        if first:  # the first chunk fixes the scaling
+            return self._prepare_targets(y, sample_weight)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(
+                f"loss='poisson' needs non-negative y, got min(y)={y.min()!r}."
+            )
+        return (y - self.target_offset_) / self.target_scale_, sample_weight
+
     def _n_outputs(self) -> int:
         return 1
 
@@ -308,6 +332,46 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
 
     def _monitor_callbacks(self) -> list:
         return [("early_stopping", self._early_stopping("valid_loss"))]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one epoch on a chunk, continuing where the last call stopped.
+
+        The first call on an unfitted estimator learns the encoding (the
+        vocabularies of categorical columns without ``hash_buckets``, the
+        numeric bins) and the target scaling from this chunk and builds the
+        network. Later calls, and calls after ``fit``, keep all of it, the
+        optimizer state and the random streams, and train one more epoch.
+        ``fit`` starts over.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            A chunk of training data with the columns of the first call. On
+            later calls an empty chunk changes nothing.
+        y : array-like of shape (n_samples,)
+            Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss, used as given: not normalised per
+            chunk, so chunks keep their relative weight.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more epoch.
+
+        Notes
+        -----
+        One call is one pass over the chunk in shuffled mini-batches of
+        ``batch_size``; nothing is held out and ``max_epochs``,
+        ``early_stopping``, ``validation_fraction``, ``n_iter_no_change`` and
+        ``tol`` are not used. ``target_offset_`` and ``target_scale_`` come from
+        the first chunk (or from ``fit``), so that chunk should be a fair sample
+        of the targets. ``checkpoint_dir`` is not used and ``distributed=True``
+        is refused. See :meth:`FiBiNETClassifier.partial_fit` for what the
+        first call fixes and what later chunks can change.
+        """
+        return _partial_fit(self, X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict regression targets.

@@ -1,4 +1,5 @@
 import copy
+import pickle
 
 import torch
 from torch.testing import assert_close
@@ -97,3 +98,25 @@ def test_state_dict_round_trip_continues_identically():
             opt.step()
     for name, value in a.state_dict().items():
         assert_close(value, b.state_dict()[name], msg=name)
+
+
+def test_pickled_with_its_parameters_it_continues_identically():
+    # skorch pickles a net's module and optimizer together; torch's Optimizer
+    # keeps only its param_groups and state, not the inner optimizers
+    model = _model()
+    opt = SparseDenseAdamW(
+        [
+            {"params": model["emb"].parameters(), "sparse": True},
+            {"params": model["lin"].parameters()},
+        ],
+        lr=1e-2,
+    )
+    _train(model, [opt], steps=3)
+    model2, opt2 = pickle.loads(pickle.dumps((model, opt)))
+    for m, o in ((model, opt), (model2, opt2)):
+        for step in range(3, 6):
+            o.zero_grad()
+            _loss(m, step).backward()
+            o.step()
+    assert_close(model2.state_dict(), model.state_dict(), rtol=0, atol=0)
+    assert opt2._dense.param_groups[0]["params"][0] is model2["lin"].weight
