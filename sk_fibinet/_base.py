@@ -33,7 +33,7 @@ from skorch.helper import predefined_split
 from . import _checkpoint, _distributed
 from ._encoding import FieldEncoder, is_polars_frame, polars_to_pandas
 from ._fibinetpp import FiBiNetPP
-from ._network import BILINEAR_TYPES, FiBiNET
+from ._network import BILINEAR_TYPES, FiBiNET, code_counts
 from ._optim import SparseDenseAdamW
 from ._skorch import (
     _PREDICT_BATCH_SIZE,
@@ -55,6 +55,8 @@ _INSPECT_BATCH_SIZE = 1024
 # min_frequency=2: Avazu AUC 0.682 -> 0.689, Bank 0.792 -> 0.794, Adult and
 # Criteo within 0.004 of before, see docs/performance.md).
 _LINEAR_LR_SCALE = 10.0
+# The tables with one row per code, in code order: embedding_l2 applies to them
+_PER_CODE_TABLES = ("embedding.embedding.weight", "linear.weight")
 # A pair of fields is crossed only if its combinations could get this many
 # training rows each on average; below that the weights would memorise rows.
 _CROSS_MIN_ROWS_PER_CELL = 4
@@ -117,6 +119,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         "max_cross_cells": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "embedding_l2": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
@@ -157,6 +160,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         max_cross_cells=2000,
         learning_rate=1e-3,
         weight_decay=0.0,
+        embedding_l2=0.1,
         batch_size=512,
         max_epochs=20,
         early_stopping="auto",
@@ -186,6 +190,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         self.max_cross_cells = max_cross_cells
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.embedding_l2 = embedding_l2
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
@@ -462,6 +467,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             cross_cells = min(
                 self.max_cross_cells, len(train_ds) // _CROSS_MIN_ROWS_PER_CELL
             )
+        counts = code_counts(train_ds.codes, self.encoder_.cardinalities_)  # (R,)
         self.net_ = self._build_net(
             encoder=self.encoder_,
             hidden=hidden,
@@ -471,6 +477,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             train_split=train_split,
             callbacks=callbacks,
             seed=seed,
+            code_counts=counts,
         )
         _distributed.attach(self.net_, processes)
         try:
@@ -481,7 +488,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         finally:
             _distributed.detach(self.net_)  # no process group in the fitted net
         self.n_iter_ = len(self.net_.history)
-        self.net_.module_.fill_untrained_rows(train_ds.codes)
+        self.net_.module_.fill_untrained_rows(counts=counts)
         self._after_training(valid_ds)
         if processes is not None and hasattr(self, "temperature_"):
             self.temperature_ = processes.broadcast_float(self.temperature_)
@@ -503,8 +510,14 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         train_split,
         callbacks,
         seed,
+        code_counts=None,
     ):
-        """The only place that speaks skorch's prefixed parameter names."""
+        """The only place that speaks skorch's prefixed parameter names.
+
+        ``code_counts`` ``(n_codes,)``: how often each code occurs in the
+        training rows, for ``embedding_l2``; None (a model read back for
+        prediction) leaves the rows unpenalised.
+        """
         module_class = FiBiNetPP if self.variant == "fibinet++" else FiBiNET
         module = {"module": module_class}
         if self.variant == "fibinet":
@@ -531,12 +544,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             optimizer__fused=device.type in ("cpu", "cuda"),
             # the network names its sparse tables; the linear part learns faster
             optimizer__param_groups=[
-                (
-                    name,
-                    {"sparse": True, "lr": _LINEAR_LR_SCALE * self.learning_rate}
-                    if name == "linear.weight"
-                    else {"sparse": True},
-                )
+                (name, self._sparse_group(name, code_counts))
                 for name in module_class.SPARSE_PARAMETERS
             ],
             lr=self.learning_rate,
@@ -551,6 +559,16 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             predict_batch_size=_PREDICT_BATCH_SIZE,
             task=self._task(),
         )
+
+    def _sparse_group(self, name: str, code_counts) -> dict:
+        """Optimizer options of the sparse table ``name``."""
+        group = {"sparse": True}
+        if name == "linear.weight":
+            group["lr"] = _LINEAR_LR_SCALE * self.learning_rate
+        if name in _PER_CODE_TABLES and code_counts is not None and self.embedding_l2:
+            group["row_l2"] = float(self.embedding_l2)
+            group["row_scale"] = 1.0 / code_counts.to(torch.float32).clamp(min=1)
+        return group
 
     # ---------------------------------------------------------------- predict
     def _encode(self, X) -> _CodesDataset:

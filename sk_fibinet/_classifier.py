@@ -97,6 +97,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         Decoupled (AdamW) weight decay of the dense weights, the coarse tables
         shared by neighbouring numeric bins included; the code embedding table
         and the linear part (sparse, lazy Adam) are not decayed.
+    embedding_l2 : float, default=0.1
+        L2 penalty on the per-code rows (the embedding table and the linear
+        weights), applied where a batch touches a row and divided by the
+        code's count in the training rows: the mini-batch aware regularisation
+        of Zhou et al. (DIN, KDD 2018). Over an epoch every code is pulled
+        towards 0 by about the same amount, which outweighs the data for codes
+        seen a few times (ids) and hardly matters for frequent ones. 0 turns it
+        off.
     batch_size : int, default=512
         Training mini-batch size; batches are reshuffled every epoch.
     max_epochs : int, default=20
@@ -226,6 +234,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         max_cross_cells=2000,
         learning_rate=1e-3,
         weight_decay=0.0,
+        embedding_l2=0.1,
         batch_size=512,
         max_epochs=20,
         early_stopping="auto",
@@ -258,6 +267,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             max_cross_cells=max_cross_cells,
             learning_rate=learning_rate,
             weight_decay=weight_decay,
+            embedding_l2=embedding_l2,
             batch_size=batch_size,
             max_epochs=max_epochs,
             early_stopping=early_stopping,

@@ -29,6 +29,7 @@ from skorch.callbacks import ProgressBar
 
 from ._base import _CROSS_MIN_ROWS_PER_CELL, _check_device
 from ._encoding import OTHER_CODE, FieldEncoder
+from ._network import code_counts
 from ._skorch import _CodesDataset, _rng_devices, _StopOnNonFinite
 
 
@@ -177,6 +178,8 @@ def partial_fit(estimator, X, y, *, classes=None, sample_weight=None):
             train_split=None,
             callbacks=callbacks,
             seed=seed,
+            # embedding_l2 scales by the first chunk's counts
+            code_counts=code_counts(codes, encoder.cardinalities_),
         )
         torch_seed = seed  # as fit: initial weights, then the first epoch
     else:

@@ -26,6 +26,7 @@ __all__ = [
     "FieldEmbedding",
     "PairLinear",
     "SENETLayer",
+    "code_counts",
     "fill_untrained_rows",
     "mlp",
 ]
@@ -137,6 +138,35 @@ class FieldEmbedding(nn.Module):
 
 
 @torch.no_grad()
+def code_counts(codes: torch.Tensor, cardinalities: Sequence[int]) -> torch.Tensor:
+    """How often each code occurs, field after field: ``(sum(cardinalities),)``.
+
+    Parameters
+    ----------
+    codes : Tensor of shape (n_samples, F)
+        Integer codes, field ``f``'s in ``[0, cardinalities[f])``.
+    cardinalities : sequence of int
+        Number of codes of each field.
+
+    Returns
+    -------
+    counts : Tensor of shape (sum(cardinalities),)
+        int64, in the row order of the per-code tables.
+
+    Examples
+    --------
+    >>> code_counts(torch.tensor([[0, 2], [0, 1]]), [2, 3]).tolist()
+    [2, 0, 0, 1, 1]
+    """
+    # one field at a time: no (n, F) temporary next to the codes
+    return torch.cat(
+        [
+            torch.bincount(codes[:, f], minlength=int(c))  # (c,)
+            for f, c in enumerate(cardinalities)
+        ]
+    )  # (R,)
+
+
 def fill_untrained_rows(
     tables: Sequence[torch.Tensor],
     cardinalities: torch.Tensor,
@@ -166,13 +196,7 @@ def fill_untrained_rows(
     """
     cardinalities = cardinalities.cpu()  # (F,)
     if counts is None:
-        # one field at a time: no (n, F) temporary next to the codes
-        counts = torch.cat(
-            [
-                torch.bincount(codes[:, f], minlength=int(c))  # (c,)
-                for f, c in enumerate(cardinalities)
-            ]
-        )  # (R,)
+        counts = code_counts(codes, cardinalities)  # (R,)
     counts = counts.to(torch.float64)  # (R,)
     untrained = counts == 0  # (R,)
     if not untrained.any():

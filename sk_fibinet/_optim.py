@@ -14,6 +14,10 @@ class SparseDenseAdamW(torch.optim.Optimizer):
     table every step; every other parameter goes to ``torch.optim.AdamW``
     (fused where the device supports it). Parameter groups flagged
     ``{"sparse": True}`` go to the lazy optimizer, which applies no weight decay.
+    A sparse group may instead set ``row_l2`` (float) and ``row_scale`` (a
+    ``(rows,)`` tensor): every row a batch touched then has
+    ``row_l2 * row_scale[row] * weight[row]`` added to its gradient before the
+    lazy step (with ``row_scale`` = 1 / the code's count: mini-batch aware L2).
 
     Parameters
     ----------
@@ -100,6 +104,9 @@ class SparseDenseAdamW(torch.optim.Optimizer):
             inner["eps"] = outer["eps"]
             if "weight_decay" in inner:
                 inner["weight_decay"] = outer["weight_decay"]
+        for group in self.param_groups:
+            if group["sparse"] and group.get("row_l2", 0.0):
+                _add_row_l2(group)
         if self._dense is not None:
             self._dense.step()
         if self._sparse is not None:
@@ -121,6 +128,27 @@ class SparseDenseAdamW(torch.optim.Optimizer):
         for group, saved in zip(self.param_groups, state_dict["groups"], strict=True):
             for key in ("lr", "betas", "eps", "weight_decay"):
                 group[key] = saved[key]
+
+
+@torch.no_grad()
+def _add_row_l2(group: dict) -> None:
+    """Add ``row_l2 * row_scale[r] * w[r]`` to the sparse gradient of every row
+    ``r`` a batch touched (the rows of ``row_scale`` are the tables' rows)."""
+    l2, scale = group["row_l2"], group["row_scale"]  # float, (R,)
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        grad = p.grad.coalesce()
+        rows = grad.indices()[0]  # (k,)
+        factor = l2 * scale.to(p.device)[rows]  # (k,)
+        values = grad.values() + factor.view(-1, *[1] * (p.dim() - 1)) * p[rows]
+        p.grad = torch.sparse_coo_tensor(
+            grad.indices(),
+            values,
+            grad.shape,
+            is_coalesced=True,
+            check_invariants=False,  # indices from a coalesced gradient
+        )  # (R, width) with k rows
 
 
 def sparse_dense_groups(module: torch.nn.Module, sparse_names) -> list[dict]:

@@ -457,6 +457,27 @@ def test_linear_part_learns_at_ten_times_the_learning_rate(mixed):
     assert inner[module.dnn[0].weight.data_ptr()] == ("dense", lr)
 
 
+def test_embedding_l2_scales_by_the_training_count_of_each_code(mixed):
+    X, y = mixed
+    clf = FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    codes = torch.from_numpy(clf.encoder_.transform(X))  # no early stopping: all rows
+    offsets = torch.tensor([0, *np.cumsum(clf.encoder_.cardinalities_)[:-1]])
+    counts = torch.bincount(
+        (codes + offsets).flatten(), minlength=sum(clf.encoder_.cardinalities_)
+    )
+    groups = {id(p): g for g in clf.net_.optimizer_.param_groups for p in g["params"]}
+    module = clf.net_.module_
+    for table in (module.embedding.embedding.weight, module.linear.weight):
+        group = groups[id(table)]
+        assert group["row_l2"] == 0.1  # the default
+        assert_allclose(group["row_scale"], 1 / counts.clamp(min=1).float())
+    assert "row_l2" not in groups[id(module.cross.table.weight)]
+    off = FiBiNETClassifier(**{**FAST, "max_epochs": 1}, embedding_l2=0.0).fit(X, y)
+    off_groups = off.net_.optimizer_.param_groups
+    assert not any(g.get("row_l2") for g in off_groups)
+    assert not np.allclose(off.predict_proba(X), clf.predict_proba(X))
+
+
 def test_only_pairs_with_enough_rows_per_combination_are_crossed(mixed):
     X, y = mixed  # 600 rows, no early stopping: crosses of at most 600 / 4 cells
     clf = FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)

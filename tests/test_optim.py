@@ -52,7 +52,8 @@ def test_matches_adamw_on_dense_and_sparse_adam_on_sparse_parameters():
     # the embedding table is not decayed: untouched rows keep their values
     touched = {i for s in range(6) for i in (s, (3 * s + 1) % 20, 7, (s + 5) % 20)}
     untouched = [r for r in range(20) if r not in touched]
-    assert_close(ours["emb"].weight[untouched], _model()["emb"].weight[untouched])
+    initial = _model().double()["emb"].weight
+    assert_close(ours["emb"].weight[untouched], initial[untouched])
 
 
 def test_inner_optimizers_follow_the_outer_learning_rates():
@@ -120,3 +121,46 @@ def test_pickled_with_its_parameters_it_continues_identically():
             o.step()
     assert_close(model2.state_dict(), model.state_dict(), rtol=0, atol=0)
     assert opt2._dense.param_groups[0]["params"][0] is model2["lin"].weight
+
+
+def test_row_l2_adds_the_scaled_penalty_of_the_touched_rows_only():
+    ours, ref = _model().double(), _model().double()  # no summation-order noise
+    ref.load_state_dict(copy.deepcopy(ours.state_dict()))
+    scale = torch.rand(20, dtype=torch.float64) + 0.1  # (rows,): 1 / count, say
+    l2, lr = 0.5, 3e-2
+    opt = SparseDenseAdamW(
+        [
+            {
+                "params": ours["emb"].parameters(),
+                "sparse": True,
+                "row_l2": l2,
+                "row_scale": scale,
+            },
+            {"params": ours["lin"].parameters()},
+        ],
+        lr=lr,
+    )
+    ref_sparse = torch.optim.SparseAdam(ref["emb"].parameters(), lr=lr)
+    ref_dense = torch.optim.AdamW(ref["lin"].parameters(), lr=lr, weight_decay=0.0)
+    for step in range(6):
+        opt.zero_grad()
+        _loss(ours, step).backward()
+        opt.step()
+        ref_sparse.zero_grad()
+        ref_dense.zero_grad()
+        _loss(ref, step).backward()
+        weight = ref["emb"].weight
+        grad = weight.grad.coalesce()
+        rows = grad.indices()[0]
+        dense_grad = grad.to_dense()
+        dense_grad[rows] += l2 * scale[rows, None] * weight.detach()[rows]
+        weight.grad = dense_grad.to_sparse(1)  # the same rows, penalised
+        ref_sparse.step()
+        ref_dense.step()
+    assert_close(ours.state_dict(), ref.state_dict())
+    # rows never touched keep their initial values: no decay without data
+    touched = {i for s in range(6) for i in (s % 20, (3 * s + 1) % 20, 7, (s + 5) % 20)}
+    untouched = sorted(set(range(20)) - touched)
+    assert untouched
+    initial = _model().double()["emb"].weight
+    assert_close(ours["emb"].weight[untouched], initial[untouched])
