@@ -97,7 +97,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         Decoupled (AdamW) weight decay of the dense weights, the coarse tables
         shared by neighbouring numeric bins included; the code embedding table
         and the linear part (sparse, lazy Adam) are not decayed.
-    embedding_l2 : float, default=0.1
+    embedding_l2 : float, default=0.03
         L2 penalty on the per-code rows (the embedding table and the linear
         weights), applied where a batch touches a row and divided by the
         code's count in the training rows: the mini-batch aware regularisation
@@ -234,7 +234,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         max_cross_cells=2000,
         learning_rate=1e-3,
         weight_decay=0.0,
-        embedding_l2=0.1,
+        embedding_l2=0.03,
         batch_size=512,
         max_epochs=20,
         early_stopping="auto",

@@ -469,7 +469,7 @@ def test_embedding_l2_scales_by_the_training_count_of_each_code(mixed):
     module = clf.net_.module_
     for table in (module.embedding.embedding.weight, module.linear.weight):
         group = groups[id(table)]
-        assert group["row_l2"] == 0.1  # the default
+        assert group["row_l2"] == 0.03  # the default
         assert_allclose(group["row_scale"], 1 / counts.clamp(min=1).float())
     assert "row_l2" not in groups[id(module.cross.table.weight)]
     off = FiBiNETClassifier(**{**FAST, "max_epochs": 1}, embedding_l2=0.0).fit(X, y)
