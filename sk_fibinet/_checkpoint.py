@@ -5,7 +5,8 @@ named after a fingerprint of the estimator class, its parameters (all but
 ``verbose``, ``device``, ``callbacks``, ``distributed`` and ``checkpoint_dir``)
 and the encoded training data. A fit that finds its file resumes from it; a fit
 with other data or parameters has another fingerprint, writes another file and
-leaves the first one alone.
+leaves the first one alone. (A fit streamed from Parquet is recognised by
+its source's metadata instead of its encoded rows: ``_stream_checkpoint``.)
 
 The file is written after every epoch (and, for fits that ask for it, every
 ``every_n_batches`` training batches) to a temporary name and moved over the

@@ -170,7 +170,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         file per fit, named after a fingerprint of the parameters and the
         data). A fit killed part-way resumes from it when run again with the
         same data and parameters; a finished fit is restored without training.
-        Other data or parameters start a file of their own.
+        Other data or parameters start a file of their own. A fit on a
+        :class:`ParquetSource` also saves within epochs (its
+        ``checkpoint_every_n_batches``).
 
     Attributes
     ----------

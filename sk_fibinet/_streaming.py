@@ -19,6 +19,12 @@ same rows are held out in every epoch; they are encoded once, during the first
 epoch, and kept in memory (at most about ``max_validation_rows``), together
 with a sample of all rows of the same size for ``feature_importances_``.
 
+With ``checkpoint_dir`` the fit saves every ``checkpoint_every_n_batches``
+training batches and every epoch, and resumes from the last save: the first
+pass runs again with the seed of the checkpoint, and the interrupted epoch
+reads and shuffles its rows again, dropping the batches already trained (see
+``_StreamBatches``); how the source is recognised is in ``_stream_checkpoint``.
+
 pyarrow is imported only here, and only when a source is used.
 """
 
@@ -35,6 +41,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
+from . import _distributed, _stream_checkpoint
 from ._encoding import (
     FieldEncoder,
     _numeric_values,
@@ -121,6 +128,11 @@ class ParquetSource:
         At most about this many rows are held out for early stopping and
         calibration: ``validation_fraction`` of the rows, capped. They are kept
         in memory as codes.
+    checkpoint_every_n_batches : int or None, default=2_000
+        With the estimator's ``checkpoint_dir``, save the training state every
+        this many training batches (of the estimator's ``batch_size``) as well
+        as after every epoch; None saves after every epoch only. It does not
+        change what is trained, so a fit may resume with another value.
 
     Attributes
     ----------
@@ -147,6 +159,7 @@ class ParquetSource:
         shuffle_buffer=100_000,
         bin_sample_rows=200_000,
         max_validation_rows=100_000,
+        checkpoint_every_n_batches=2_000,
     ):
         _, ds, _ = _import_pyarrow()
         if isinstance(data, ds.Dataset):
@@ -186,6 +199,11 @@ class ParquetSource:
         self.max_validation_rows = _check_count(
             max_validation_rows, "max_validation_rows"
         )
+        if checkpoint_every_n_batches is not None:
+            checkpoint_every_n_batches = _check_count(
+                checkpoint_every_n_batches, "checkpoint_every_n_batches"
+            )
+        self.checkpoint_every_n_batches = checkpoint_every_n_batches
         self._pieces = None
 
     def __repr__(self) -> str:
@@ -334,6 +352,17 @@ class _StreamDataset(torch.utils.data.IterableDataset):
         target_weight = np.column_stack([target, weight]).astype(np.float32)  # (n, 2)
         return torch.from_numpy(codes), torch.from_numpy(target_weight)
 
+    def scan(self) -> None:
+        """Read the source once without training, if no pass has run yet.
+
+        A fit restored from a finished checkpoint trains no epoch, so this pass
+        collects what the first epoch would have: ``valid``, ``kept`` and
+        ``code_counts``.
+        """
+        if self.code_counts is None:
+            for _ in self.chunks(torch.Generator().manual_seed(self.seed)):
+                pass
+
     def chunks(self, generator: torch.Generator):
         """Encoded training rows, record batch by record batch, in a fresh order."""
         pa, _, _ = _import_pyarrow()
@@ -382,13 +411,21 @@ class _StreamDataset(torch.utils.data.IterableDataset):
 
 
 class _StreamBatches:
-    """Training batches of a ``_StreamDataset``, reshuffled on every pass."""
+    """Training batches of a ``_StreamDataset``, reshuffled on every pass.
+
+    ``skip`` batches of the next pass are drawn but not yielded: a fit resumed
+    from a checkpoint written within an epoch (``_checkpoint``) reads and
+    shuffles the rows of the batches it already trained on, so the generator
+    and the shuffle buffer reach the same state, and continues with the batch
+    after them.
+    """
 
     def __init__(self, stream: _StreamDataset, batch_size: int, seed: int):
         self.stream = stream
         self.batch_size = batch_size
         self.seed = seed
         self.n_passes = 0
+        self.skip = 0
 
     def __len__(self) -> int:
         return -(-self.stream.n_train // self.batch_size)
@@ -399,10 +436,18 @@ class _StreamBatches:
         buffer = _ShuffleBuffer(
             self.stream.source.shuffle_buffer, self.batch_size, generator
         )
+        skip, self.skip = self.skip, 0
+        for batch in self._drawn(buffer, generator):
+            if skip:
+                skip -= 1
+                continue
+            yield batch
+        self.stream.max_buffered_rows = max(self.stream.max_buffered_rows, buffer.peak)
+
+    def _drawn(self, buffer: _ShuffleBuffer, generator: torch.Generator):
         for codes, target in self.stream.chunks(generator):
             yield from buffer.push(codes, target)
         yield from buffer.drain()
-        self.stream.max_buffered_rows = max(self.stream.max_buffered_rows, buffer.peak)
 
 
 def _merge_counts(counts: list[pd.Series]) -> pd.Series:
@@ -412,8 +457,15 @@ def _merge_counts(counts: list[pd.Series]) -> pd.Series:
     return pd.concat(counts).groupby(level=0, sort=False).sum()
 
 
-def _learn_encoding(estimator, source, *, seed: int, valid_frac: float):
-    """The first pass: encoder, target summary and number of validation rows."""
+def _learn_encoding(
+    estimator, source, *, seed: int, valid_frac: float, statistics=None
+):
+    """The first pass: encoder, target summary and number of validation rows.
+
+    ``statistics``, a :class:`~sk_fibinet._stream_checkpoint.StatisticsDigest`
+    or None, is fed every statistic learned: the summed category counts, the
+    numeric sample, the target summary and the number of validation rows.
+    """
     names = list(source.feature_names)
     empty = source._empty_frame(names)
     mask = resolve_categorical_mask(
@@ -462,12 +514,18 @@ def _learn_encoding(estimator, source, *, seed: int, valid_frac: float):
         _merge_counts(counts[name]) if name in counts else _concat_values(values[name])
         for name in names
     )
+    if statistics is not None:
+        stats = map(statistics.update, stats)
     encoder = FieldEncoder(
         categorical_features=estimator.categorical_features,
         min_frequency=estimator.min_frequency,
         n_bins=estimator.n_bins,
     )._fit_stats(names, mask, stats)
-    return encoder, pd.concat(target_stats).groupby(level=0).sum(), n_valid
+    target_stats = pd.concat(target_stats).groupby(level=0).sum()
+    if statistics is not None:
+        statistics.update(target_stats)
+        statistics.update(np.array([n_valid]))
+    return encoder, target_stats, n_valid
 
 
 def _concat_values(values: list[np.ndarray]) -> np.ndarray:
@@ -495,12 +553,10 @@ def fit_source(
             "To fit on a ParquetSource, name its target column: "
             "ParquetSource(data, target='name')."
         )
-    if getattr(estimator, "distributed", False) or getattr(
-        estimator, "checkpoint_dir", None
-    ):
+    if getattr(estimator, "distributed", False):
         raise ValueError(
-            "distributed=True and checkpoint_dir are not supported with a "
-            "ParquetSource yet; fit a DataFrame, or leave them at their defaults."
+            "distributed=True is not supported with a ParquetSource yet; fit a "
+            "DataFrame, or leave it at its default."
         )
     if source.shuffle_buffer < estimator.batch_size:
         raise ValueError(
@@ -524,9 +580,16 @@ def fit_source(
         early = n_rows >= 1_000
     keep_frac = min(1.0, source.max_validation_rows / n_rows)
     valid_frac = min(estimator.validation_fraction, keep_frac) if early else 0.0
+    checkpoint = statistics = None
+    if getattr(estimator, "checkpoint_dir", None) is not None:
+        checkpoint = _stream_checkpoint.open_source_checkpoint(estimator, source, seed)
+        seed = checkpoint.header["seed"]  # a resumed fit keeps its split and sample
+        statistics = _stream_checkpoint.StatisticsDigest()
     encoder, target_stats, n_valid = _learn_encoding(
-        estimator, source, seed=seed, valid_frac=valid_frac
+        estimator, source, seed=seed, valid_frac=valid_frac, statistics=statistics
     )
+    if checkpoint is not None:
+        _stream_checkpoint.check_statistics(checkpoint, statistics.hexdigest())
     estimator.encoder_ = encoder
     targets = estimator._targets_from_stats(target_stats)
     if early and (n_valid < 1 or n_rows - n_valid < 1):
@@ -554,6 +617,8 @@ def fit_source(
     callbacks.append(("stop_on_non_finite", _StopOnNonFinite()))
     if estimator.verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar(postfix_keys=["train_loss"])))
+    if checkpoint is not None:  # last: it saves what the others have updated
+        callbacks.append(("checkpoint", checkpoint))
 
     cross_cells = 0
     if estimator.linear and estimator.variant == "fibinet":
@@ -570,9 +635,14 @@ def fit_source(
         callbacks=callbacks,
         seed=seed,
     )
-    with torch.random.fork_rng(devices=_rng_devices()):
-        torch.manual_seed(seed)
-        estimator.net_.fit(stream, None)
+    try:
+        with torch.random.fork_rng(devices=_rng_devices()):
+            torch.manual_seed(seed)
+            estimator.net_.fit(stream, None)
+    finally:
+        _distributed.detach(estimator.net_)  # a later partial_fit writes no checkpoint
+    if checkpoint is not None and checkpoint.resumed_finished_:
+        stream.scan()  # no epoch ran: read the rows the first epoch would have
     estimator.n_iter_ = len(estimator.net_.history)
     estimator.net_.module_.fill_untrained_rows(counts=stream.code_counts)
     estimator._after_training(valid_ds)

@@ -3,7 +3,9 @@
 ``python tests/_fit_worker.py ddp OUT_DIR`` is one process of a data-parallel fit
 (started with torchrun's environment variables); ``python tests/_fit_worker.py
 checkpoint DIR`` fits with ``checkpoint_dir=DIR`` and stalls in epoch 3 so the
-test can kill it there.
+test can kill it there; ``python tests/_fit_worker.py stream DIR`` does the same
+for a fit streamed from ``DIR/train.parquet``, stalling within epoch 2 after a
+checkpoint written within that epoch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ DDP_ROWS, TEST_ROWS = 2400, 2000
 CHECKPOINT_PARAMS = dict(FAST, max_epochs=6, n_iter_no_change=3)
 CHECKPOINT_ROWS = 1500
 STALL_EPOCH = 3
+STREAM_PARAMS = dict(FAST, max_epochs=3, n_iter_no_change=3)
+STREAM_SOURCE = dict(
+    target="target", batch_size=100, shuffle_buffer=300, checkpoint_every_n_batches=3
+)
+STREAM_STALL = (2, 8)  # epoch, batch: after the checkpoint of batch 6
 
 
 def ddp(out: Path) -> None:
@@ -55,15 +62,16 @@ def ddp(out: Path) -> None:
 
 
 class _StallInEpoch(Callback):
-    """Announce, then sleep in the second batch of epoch ``epoch``."""
+    """Announce, then sleep in training batch ``batch`` of epoch ``epoch``."""
 
-    def __init__(self, epoch: int, marker: Path):
+    def __init__(self, epoch: int, marker: Path, batch: int = 2):
         self.epoch = epoch
         self.marker = marker
+        self.batch = batch
 
     def on_batch_end(self, net, training=None, **kwargs):
         if training and len(net.history) == self.epoch:
-            if len(net.history[-1, "batches"]) == 2:
+            if len(net.history[-1, "batches"]) == self.batch:
                 self.marker.write_text("stalled")
                 time.sleep(600)
 
@@ -76,6 +84,19 @@ def checkpoint(directory: Path) -> None:
     ).fit(X, y)
 
 
+def stream(directory: Path) -> None:
+    from sk_fibinet import ParquetSource
+
+    epoch, batch = STREAM_STALL
+    stall = _StallInEpoch(epoch, directory / "stalled", batch=batch)
+    FiBiNETClassifier(
+        **STREAM_PARAMS,
+        checkpoint_dir=directory / "checkpoints",
+        callbacks=[("stall", stall)],
+    ).fit(ParquetSource(directory / "train.parquet", **STREAM_SOURCE))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    {"ddp": ddp, "checkpoint": checkpoint}[sys.argv[1]](Path(sys.argv[2]))
+    workers = {"ddp": ddp, "checkpoint": checkpoint, "stream": stream}
+    workers[sys.argv[1]](Path(sys.argv[2]))
