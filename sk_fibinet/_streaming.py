@@ -625,6 +625,10 @@ def fit_source(
         cross_cells = min(
             estimator.max_cross_cells, stream.n_train // min_rows_per_cell
         )
+    if estimator.embedding_l2:
+        # embedding_l2 divides by each code's training count: one read-only
+        # pass (encoding runs some 40x faster than training) counts them first
+        stream.scan()
     estimator.net_ = estimator._build_net(
         encoder=encoder,
         hidden=hidden,
@@ -634,6 +638,7 @@ def fit_source(
         train_split=train_split,
         callbacks=callbacks,
         seed=seed,
+        code_counts=stream.code_counts,
     )
     try:
         with torch.random.fork_rng(devices=_rng_devices()):

@@ -271,3 +271,25 @@ def test_codes_unseen_in_training_get_their_fields_mean_row(parquet_file):
     table = clf.net_.module_.embedding.embedding.weight.detach().double().numpy()
     rows = table[start : start + counts.size]  # (c, d)
     assert_allclose(rows[0], counts @ rows / counts.sum(), rtol=1e-5, atol=1e-7)
+
+
+def test_embedding_l2_scales_by_the_training_counts_as_in_memory(parquet_file):
+    X, y = _frame(parquet_file)
+    params = {**STREAM, "early_stopping": False}  # every row trains, in both fits
+    streamed = FiBiNETClassifier(**params).fit(_source(parquet_file))
+    in_memory = FiBiNETClassifier(**params).fit(X, y)
+
+    def scales(clf):
+        weight = clf.net_.module_.embedding.embedding.weight
+        (group,) = [
+            g
+            for g in clf.net_.optimizer_.param_groups
+            if any(p is weight for p in g["params"])
+        ]
+        return group["row_l2"], group["row_scale"]
+
+    l2, scale = scales(streamed)
+    assert l2 == 0.03
+    assert_allclose(scale, scales(in_memory)[1])  # counted before training
+    off = FiBiNETClassifier(**params, embedding_l2=0.0).fit(_source(parquet_file))
+    assert not any(g.get("row_l2") for g in off.net_.optimizer_.param_groups)
