@@ -145,8 +145,9 @@ save(ax.figure, "interpretability_contributions.png")
 
 # %%
 # One row as a waterfall: from the base value, each column moves the logit up
-# (red) or down (blue) to the row's output.
-i = int(np.argmax(clf.decision_function(rows)))
+# (red) or down (blue) to the row's output. We take the row closest to the
+# decision boundary (logit 0), where columns pull both ways.
+i = int(np.argmin(np.abs(clf.decision_function(rows))))
 ax = plot_waterfall(
     contributions.iloc[i],
     clf.explain_base_value_,

@@ -629,6 +629,9 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         The SENET layer squeezes every field embedding to its mean and maps the
         ``F`` means to one non-negative weight per field; the network multiplies
         each field's embedding by its weight before the second bilinear branch.
+        These are the gate's values (their mean over the rows passed to ``fit``
+        is ``senet_weights_``), not a measure of importance: see
+        ``feature_importances_`` and :meth:`explain` for that.
 
         Parameters
         ----------

@@ -401,6 +401,7 @@ def plot_waterfall(
             va="center",
             ha="left" if delta >= 0 else "right",
             fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
         )
     output = float(ends[-1])
     ax.axvline(base_value, color="grey", linestyle=":", linewidth=1, label="base value")
