@@ -1,7 +1,7 @@
 """Regenerate ``docs/_static/adult_interpretability.png``, the README's figure.
 
 FiBiNETClassifier with its defaults (``random_state=0``) on the Adult training
-file; learning curves, SENET field importances and the interaction map::
+file; learning curves, field ablation importances and the interaction map::
 
     python docs/make_readme_figure.py
 """

@@ -32,6 +32,15 @@ from skorch.helper import predefined_split
 
 from . import _checkpoint, _distributed
 from ._encoding import FieldEncoder, is_polars_frame, polars_to_pandas
+from ._explain import (
+    N_PERMUTATIONS,
+    Replacer,
+    ablation_losses,
+    coalitions,
+    importance_rows,
+    normalised_importances,
+    shapley_values,
+)
 from ._fibinetpp import FiBiNetPP
 from ._network import BILINEAR_TYPES, FiBiNET, code_counts
 from ._optim import SparseDenseAdamW
@@ -42,6 +51,7 @@ from ._skorch import (
     _eval_mode,
     _FiBiNETNet,
     _rng_devices,
+    _row_losses,
     _silent,
     _StopOnNonFinite,
 )
@@ -322,6 +332,15 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     def _after_training(self, valid_ds: _CodesDataset | None) -> None:
         """Learn what needs the trained network (and the validation rows)."""
 
+    def _loss_input(self, z: torch.Tensor) -> torch.Tensor:
+        """Network outputs as the loss of :attr:`feature_importances_` reads them."""
+        return z
+
+    @abstractmethod
+    def _explain_units(self) -> tuple[float, float]:
+        """``(scale, offset)``: explanations are in units of ``offset + scale z``
+        for network output ``z``."""
+
     # -------------------------------------------------------------------- fit
     def _hidden_sizes(self) -> tuple:
         hidden = self.hidden_layer_sizes
@@ -492,12 +511,39 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         self._after_training(valid_ds)
         if processes is not None and hasattr(self, "temperature_"):
             self.temperature_ = processes.broadcast_float(self.temperature_)
-        mean_weights = self._field_weights(_CodesDataset(codes), mean=True)  # (F,)
-        total = mean_weights.sum()
-        self.feature_importances_ = (
-            mean_weights / total if total > 0 else np.full_like(mean_weights, 0.0)
-        )
+        self.senet_weights_ = self._field_weights(_CodesDataset(codes), mean=True)
+        self._learn_explanations(train_ds, valid_ds, seed, counts)
         return self
+
+    def _learn_explanations(self, train_ds, valid_ds, seed: int, counts) -> None:
+        """``feature_importances_`` and ``explain_base_value_`` (see _explain.py).
+
+        Field ablation on the validation rows (the training rows without them),
+        a random subset of at most :func:`~._explain.importance_rows` rows;
+        ``counts`` ``(n_codes,)``: the training codes' counts, which the field
+        references average over.
+        """
+        n_fields = len(self.encoder_.cardinalities_)
+        self._code_counts = counts.to(torch.float64)  # (R,)
+        replacer = self._replacer()
+        rows = train_ds if valid_ds is None else valid_ds
+        n_rows = importance_rows(len(rows), len(train_ds), self.n_iter_, n_fields)
+        if n_rows < len(rows):
+            generator = torch.Generator().manual_seed(seed)
+            pick = torch.randperm(len(rows), generator=generator)[:n_rows]  # (m,)
+            pick = pick.sort().values  # (m,)
+            rows = _CodesDataset(rows.codes[pick], rows.target[pick])
+        task = self._task()
+
+        def row_loss(z, target):  # (batch, n_out), (batch, 2) -> (batch,)
+            losses = _row_losses(self._loss_input(z), target[:, 0], task)
+            return losses * target[:, 1]  # (batch,)
+
+        base, losses = ablation_losses(replacer, rows, row_loss)
+        self.feature_importances_ = normalised_importances(base, losses)  # (F,)
+        scale, offset = self._explain_units()
+        value = offset + scale * replacer.base(n_fields).numpy()  # (n_outputs,)
+        self.explain_base_value_ = float(value[0]) if value.size == 1 else value
 
     def _build_net(
         self,
@@ -637,12 +683,39 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     def _column_names(self) -> list[str]:
         return list(self.encoder_.column_names_)
 
+    def _replacer(self) -> Replacer:
+        """The network with fields replaceable by their references."""
+        if not hasattr(self, "_code_counts"):
+            raise AttributeError(
+                "This model has no code frequencies to build field references "
+                "from (saved by an sk_fibinet version without explanations); "
+                "refit it to use explain()."
+            )
+        return Replacer(self.net_.module_, self._code_counts, self.net_.device)
+
+    def _explain(self, X, output: int, sign: float = 1.0) -> pd.DataFrame:
+        """Shapley values of the fields for output column ``output``, in the
+        units of :meth:`_explain_units` (times ``sign``)."""
+        dataset = self._encode(X)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        n_fields = len(self.encoder_.cardinalities_)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        kept, weights = coalitions(n_fields, N_PERMUTATIONS, seed)
+        phi = shapley_values(self._replacer(), dataset.codes, output, kept, weights)
+        scale, _ = self._explain_units()
+        return pd.DataFrame(
+            sign * scale * phi, index=index, columns=self._column_names()
+        )
+
     def field_weights(self, X) -> pd.DataFrame:
         """Per-row SENET field weights.
 
         The SENET layer squeezes every field embedding to its mean and maps the
         ``F`` means to one non-negative weight per field; the network multiplies
         each field's embedding by its weight before the second bilinear branch.
+        These are the gate's values (their mean over the rows passed to ``fit``
+        is ``senet_weights_``), not a measure of importance: see
+        ``feature_importances_`` and :meth:`explain` for that.
 
         Parameters
         ----------

@@ -187,14 +187,28 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
     temperature_ : float
         Temperature the logits are divided by (1.0 without calibration).
     feature_importances_ : ndarray of shape (`n_features_in_`,)
-        Mean SENET excitation weight of each field (the factor the SENET layer
-        multiplies its embedding by), averaged over all rows passed to ``fit``
-        (the validation rows included) with the final weights, then divided by
-        the sum over fields so the values add up to 1. Non-negative, in
-        ``feature_names_in_`` order. It is a gate value, describing what the
-        SENET layer does, not a measure of which columns carry signal: the plain
-        embedding branch and the linear part ignore it, and noise columns can
-        rank high (use ``sklearn.inspection.permutation_importance`` for that).
+        Field ablation importance, in ``feature_names_in_`` order: how much the
+        weighted log loss (of the calibrated probabilities) rises when a
+        column's field is replaced by its reference, measured at the end of
+        ``fit`` on the rows early stopping held out (without early stopping, on
+        the training rows), a random subset of at most 20,000 of them (fewer
+        when the fit was short, so the cost stays within ~20 % of it). The
+        reference of a field is the frequency-weighted mean of its embedding
+        vectors over the training rows, and likewise of its first-order and
+        crossed weights (see :meth:`explain`). Rises are clipped at 0 and
+        divided by their sum, so the values add up to 1; if no field raises
+        the loss, all are 0.
+    senet_weights_ : ndarray of shape (`n_features_in_`,)
+        Mean SENET excitation weight of each field over all rows passed to
+        ``fit`` (for ``variant="fibinet++"``, the mean magnitude of SENet+'s
+        bit weights): the gate's values, as :meth:`field_weights` gives per
+        row, not a measure of importance. They can stay near their initial
+        values and need not single out the columns that carry signal (see the
+        interpretability guide).
+    explain_base_value_ : float or ndarray of shape (n_classes,)
+        The calibrated logit with every field replaced by its reference: what
+        :meth:`explain`'s contributions add up from. Binary: a float, for the
+        logit of ``classes_[1]``; multiclass: one value per class.
     encoder_ : FieldEncoder
         Fitted column-to-field encoder.
     net_ : skorch.NeuralNet
@@ -471,6 +485,12 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         """
         return _partial_fit(self, X, y, classes=classes, sample_weight=sample_weight)
 
+    def _loss_input(self, z):
+        return z / self.temperature_  # (n, n_outputs): calibrated logits
+
+    def _explain_units(self) -> tuple[float, float]:
+        return 1.0 / self.temperature_, 0.0
+
     # ---------------------------------------------------------------- predict
     def _logits(self, X) -> torch.Tensor:
         logits = self._forward(X)  # (n, n_outputs)
@@ -491,6 +511,79 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             Columns follow ``classes_``; each row sums to 1.
         """
         return _logits_to_proba(self._logits(X))
+
+    def decision_function(self, X):
+        """Calibrated logits: the network's output divided by ``temperature_``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Binary: the logit of ``classes_[1]``, and
+            ``predict_proba(X)[:, 1] == expit(scores)``. Multiclass: one logit
+            per class (columns follow ``classes_``), and ``predict_proba(X)`` is
+            their softmax.
+        """
+        check_is_fitted(self)
+        z = self._logits(X).detach().to("cpu", torch.float64).numpy()  # (n, n_out)
+        return z[:, 0] if z.shape[1] == 1 else z
+
+    def explain(self, X, *, class_of_interest=None):
+        """Contribution of every column to each row's calibrated logit.
+
+        Shapley values over the fields (one field per input column) of the
+        game whose value for a set of fields ``S`` is the calibrated logit with
+        the fields outside ``S`` replaced by their references: the
+        frequency-weighted mean of the field's embedding vectors over the
+        training rows (every part of the network then sees that vector: SENET,
+        both bilinear branches, the DNN), and likewise the mean of its
+        first-order weights; a crossed weight (``max_cross_cells``) of a pair
+        with a replaced field is averaged over that field's training codes.
+        The contributions add up exactly (up to rounding)::
+
+            explain(X).sum(axis=1) + explain_base_value_ == decision_function(X)
+
+        With at most 10 columns every coalition is evaluated (``2**F`` network
+        passes per row, exact Shapley values); with more, 64 random
+        permutations of the fields (32 and their reverses, seeded by
+        ``random_state``) are averaged: ``64 * (F - 1)`` passes per row, still
+        exactly additive (each permutation's contributions telescope), with
+        sampling noise in how the sum is shared.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        class_of_interest : label, default=None
+            Binary: None or ``classes_[1]`` explain the logit of
+            ``classes_[1]`` (``decision_function``); ``classes_[0]`` its
+            negative (whose base value is ``-explain_base_value_``).
+            Multiclass: required, the class whose logit (column of
+            ``decision_function``) to explain; the base value is
+            ``explain_base_value_[k]`` for that class's index ``k``.
+
+        Returns
+        -------
+        contributions : DataFrame of shape (n_samples, n_features)
+            In logit units, one column per input column, indexed like ``X``
+            (a RangeIndex for arrays).
+        """
+        check_is_fitted(self)
+        classes = list(self.classes_)
+        if len(classes) == 2:
+            if class_of_interest is None or class_of_interest == classes[1]:
+                return self._explain(X, 0)
+            if class_of_interest == classes[0]:
+                return self._explain(X, 0, sign=-1.0)
+        elif class_of_interest in classes:
+            return self._explain(X, classes.index(class_of_interest))
+        raise ValueError(
+            f"class_of_interest must be one of the classes {classes}"
+            + (" (None: the logit of classes_[1])" if len(classes) == 2 else "")
+            + f", got {class_of_interest!r}."
+        )
 
     def predict(self, X):
         """Predict class labels.

@@ -97,6 +97,39 @@ class FeatureNorm(nn.Module):
         z = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (batch, F, d)
         return z.index_select(1, self.inverse)  # (batch, F, d)
 
+    def normalize_codes(self, v: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        """Normalise one vector per code as :meth:`forward` does in evaluation
+        mode: ``v`` ``(n, d)`` of fields ``field`` ``(n,)`` -> ``(n, d)``.
+
+        BatchNorm uses its running statistics, so each vector is normalised on
+        its own, as a row is at prediction time.
+        """
+        n_fields = self.inverse.numel()
+        is_num = torch.zeros(n_fields, dtype=torch.bool, device=v.device)  # (F,)
+        is_num[self.num_index] = True
+        position = torch.full((n_fields,), -1, dtype=torch.long, device=v.device)
+        position[self.num_index] = torch.arange(
+            self.num_index.numel(), device=v.device
+        )  # (F,): index among the numeric fields
+        num = is_num[field]  # (n,)
+        out = torch.empty_like(v)  # (n, d)
+        if self.bn is not None:
+            bn = self.bn
+            out[~num] = F_.batch_norm(
+                v[~num],
+                bn.running_mean,
+                bn.running_var,
+                bn.weight,
+                bn.bias,
+                training=False,
+                eps=bn.eps,
+            )  # (n_cat, d)
+        if self.ln_weight is not None:
+            k = position[field[num]]  # (n_num,)
+            z = F_.layer_norm(v[num], v.shape[-1:], eps=LN_EPS)  # (n_num, d)
+            out[num] = z * self.ln_weight[k] + self.ln_bias[k]  # (n_num, d)
+        return out
+
 
 class BilinearPlus(nn.Module):
     """Bi-Linear+: shared-matrix inner products of all field pairs, compressed.
@@ -456,7 +489,56 @@ class FiBiNetPP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, F)`` integer codes to ``(batch, n_outputs)`` logits."""
+        return self._deep(self.norm(self.embedding(x)))  # (batch, n_outputs)
+
+    @torch.no_grad()
+    def field_references(self, counts: torch.Tensor) -> dict:
+        """What :meth:`forward_replaced` replaces each field by.
+
+        Parameters
+        ----------
+        counts : Tensor of shape (n_codes,)
+            How often each code occurred in the training rows, in table order
+            (field ``j``'s codes from ``embedding.offsets[j]``).
+
+        Returns
+        -------
+        references : dict of Tensor
+            ``"embedding"`` ``(F, d)``: the frequency-weighted mean of each
+            field's *normalised* embedding vectors (after :class:`FeatureNorm`
+            in evaluation mode), the representation both branches read.
+        """
+        emb = self.embedding
+        vectors = self.norm.normalize_codes(emb.vectors(), emb.field_of_code())
+        means = emb.field_means(vectors, counts)  # (F, d)
+        return {"embedding": means.to(emb.embedding.weight.dtype)}
+
+    def forward_replaced(
+        self, x: torch.Tensor, replaced: torch.Tensor, references: dict
+    ) -> torch.Tensor:
+        """Logits with some fields' normalised embeddings replaced by their
+        references (both branches and the DNN see the reference).
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, F)
+            Integer codes.
+        replaced : bool Tensor of shape (batch, F) or (F,)
+            Which fields to replace, per row or for all rows.
+        references : dict of Tensor
+            From :meth:`field_references`.
+
+        Returns
+        -------
+        logits : Tensor of shape (batch, n_outputs)
+        """
+        replaced = replaced.expand(x.shape[0], -1)  # (batch, F)
         e = self.norm(self.embedding(x))  # (batch, F, d)
+        e = torch.where(replaced.unsqueeze(-1), references["embedding"], e)
+        return self._deep(e)  # (batch, n_outputs)
+
+    def _deep(self, e: torch.Tensor) -> torch.Tensor:
+        """Both branches and the DNN on normalised ``(batch, F, d)`` embeddings."""
         h = self.senet(e).flatten(1)  # (batch, F d)
         if self.bilinear is not None:
             h = torch.cat([self.bilinear(e), h], dim=1)  # (batch, d_out + F d)

@@ -198,9 +198,11 @@ def partial_fit(estimator, X, y, *, classes=None, sample_weight=None):
         net.module_.fill_untrained_rows(codes)
     estimator.n_iter_ = len(net.history)
     estimator._after_training(None)  # classifier: temperature_ = 1.0
-    mean_weights = estimator._field_weights(_CodesDataset(codes), mean=True)  # (F,)
-    total = mean_weights.sum()
-    estimator.feature_importances_ = (
-        mean_weights / total if total > 0 else np.full_like(mean_weights, 0.0)
-    )
+    estimator.senet_weights_ = estimator._field_weights(dataset, mean=True)  # (F,)
+    # references average over every chunk's codes so far; importances measured
+    # on this chunk (partial_fit holds nothing out)
+    counts = code_counts(codes, encoder.cardinalities_)  # (R,)
+    if not first and getattr(estimator, "_code_counts", None) is not None:
+        counts = counts + estimator._code_counts
+    estimator._learn_explanations(dataset, None, int(net.shuffle_seed), counts)
     return estimator

@@ -127,6 +127,44 @@ class FieldEmbedding(nn.Module):
             columns.append(torch.cat(column))  # (codes,)
         return torch.stack(columns, dim=1)  # (codes, L)
 
+    def vectors(self) -> torch.Tensor:
+        """The embedding of every code, ``(n_codes, d)``, rows in table order
+        (field ``j``'s codes start at ``offsets[j]``), as :meth:`forward` reads
+        them (coarse levels included)."""
+        e = self.embedding.weight  # (R, d)
+        if self.coarse is not None:
+            e = e + self.coarse(self.coarse_index).sum(dim=1)  # (R, d)
+        return e
+
+    def field_of_code(self) -> torch.Tensor:
+        """The field of every row of the table, ``(n_codes,)`` int64."""
+        rows = torch.arange(self.embedding.num_embeddings, device=self.offsets.device)
+        return torch.searchsorted(self.offsets, rows, right=True) - 1  # (R,)
+
+    def field_means(self, values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Frequency-weighted mean of per-code values, field by field.
+
+        Parameters
+        ----------
+        values : Tensor of shape (n_codes, width)
+            One row per code, in table order (as :meth:`vectors`).
+        counts : Tensor of shape (n_codes,)
+            How often each code occurred (in the training rows).
+
+        Returns
+        -------
+        means : Tensor of shape (n_fields, width)
+            ``sum_c counts[c] values[c] / sum_c counts[c]`` over each field's
+            codes, in float64; 0 for a field without counts.
+        """
+        field = self.field_of_code()  # (R,)
+        n_fields = self.offsets.numel()
+        weight = counts.to(values.device, torch.float64)  # (R,)
+        sums = values.new_zeros(n_fields, values.shape[1], dtype=torch.float64)
+        sums.index_add_(0, field, values.double() * weight[:, None])  # (F, width)
+        totals = weight.new_zeros(n_fields).index_add_(0, field, weight)  # (F,)
+        return sums / totals.clamp(min=1e-300)[:, None]  # (F, width)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Look up ``(batch, F)`` codes, return ``(batch, F, d)`` embeddings."""
         ids = x + self.offsets  # (batch, F)
@@ -369,6 +407,80 @@ class PairLinear(nn.Module):
         )  # (batch, C): row of each pair's code combination
         return self.table(ids).sum(dim=1)  # (batch, n_outputs)
 
+    @torch.no_grad()
+    def field_references(self, probs: Sequence[torch.Tensor]) -> dict:
+        """Expected crossed weights when one or both fields of a pair are replaced.
+
+        A replaced field's code is averaged out over its training frequencies:
+        with the left field replaced, pair ``(i, j)`` adds
+        ``sum_a probs[i][a] w_ij(a, c_j)`` (a function of the kept code
+        ``c_j``), likewise with the right field replaced, and with both
+        ``sum_a sum_b probs[i][a] probs[j][b] w_ij(a, b)``.
+
+        Parameters
+        ----------
+        probs : sequence of Tensor
+            Per field, the training frequency of each of its codes
+            (``(cardinality,)``, summing to 1).
+
+        Returns
+        -------
+        references : dict of Tensor
+            ``"cross_left"`` ``(sum_k card_right_k, n_outputs)`` and
+            ``"cross_right"`` ``(sum_k card_left_k, n_outputs)`` (rows of pair
+            ``k`` from ``"cross_left_offset"`` / ``"cross_right_offset"``,
+            ``(C,)``), ``"cross_both"`` ``(C, n_outputs)``.
+        """
+        table = self.table.weight.double()  # (cells, n_outputs)
+        n_out = table.shape[1]
+        lefts, rights, boths = [], [], []
+        for k in range(self.n_pairs):
+            i, j = int(self.left[k]), int(self.right[k])
+            p_i, p_j = probs[i].double(), probs[j].double()  # (ci,), (cj,)
+            start = int(self.offset[k])
+            w = table[start : start + p_i.numel() * p_j.numel()]  # (ci cj, n_out)
+            w = w.view(p_i.numel(), p_j.numel(), n_out)  # (ci, cj, n_out)
+            lefts.append(torch.einsum("a,abo->bo", p_i, w))  # (cj, n_out)
+            rights.append(torch.einsum("abo,b->ao", w, p_j))  # (ci, n_out)
+            boths.append(p_i @ rights[-1])  # (n_out,)
+        dtype, device = self.table.weight.dtype, self.table.weight.device
+
+        def stacked(parts):  # (rows, n_out), (C,) offsets of each pair's rows
+            sizes = torch.tensor([0] + [len(t) for t in parts[:-1]])  # (C,)
+            return (
+                torch.cat(parts).to(device, dtype),
+                sizes.cumsum(0).to(device),
+            )
+
+        left, left_offset = stacked(lefts)
+        right, right_offset = stacked(rights)
+        return {
+            "cross_left": left,
+            "cross_left_offset": left_offset,
+            "cross_right": right,
+            "cross_right_offset": right_offset,
+            "cross_both": torch.stack(boths).to(device, dtype),  # (C, n_out)
+        }
+
+    def forward_replaced(
+        self, x: torch.Tensor, replaced: torch.Tensor, references: dict
+    ) -> torch.Tensor:
+        """:meth:`forward` with the fields marked in ``replaced`` (``(batch, F)``
+        bool) averaged out as :meth:`field_references` says; ``(batch, n_outputs)``.
+        """
+        xl, xr = x.index_select(1, self.left), x.index_select(1, self.right)
+        w = self.table(xl * self.stride + xr + self.offset)  # (batch, C, n_out)
+        rl = replaced.index_select(1, self.left).unsqueeze(-1)  # (batch, C, 1)
+        rr = replaced.index_select(1, self.right).unsqueeze(-1)  # (batch, C, 1)
+        by_right = references["cross_left"][xr + references["cross_left_offset"]]
+        by_left = references["cross_right"][xl + references["cross_right_offset"]]
+        w = torch.where(
+            rl,
+            torch.where(rr, references["cross_both"], by_right),
+            torch.where(rr, by_left, w),
+        )  # (batch, C, n_out)
+        return w.sum(dim=1)  # (batch, n_outputs)
+
 
 def mlp(
     d_in: int, d_hidden: Sequence[int], *, dropout: float, n_outputs: int
@@ -520,15 +632,83 @@ class FiBiNET(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, F)`` integer codes to ``(batch, n_outputs)`` logits."""
+        return self._head(self._deep(self.embedding(x)), x)  # (batch, n_outputs)
+
+    @torch.no_grad()
+    def field_references(self, counts: torch.Tensor) -> dict:
+        """What :meth:`forward_replaced` replaces each field by.
+
+        Parameters
+        ----------
+        counts : Tensor of shape (n_codes,)
+            How often each code occurred in the training rows, in table order
+            (field ``j``'s codes from ``embedding.offsets[j]``).
+
+        Returns
+        -------
+        references : dict of Tensor
+            ``"embedding"`` ``(F, d)``: the frequency-weighted mean of each
+            field's embedding vectors (coarse levels included); with the linear
+            part, ``"linear"`` ``(F, n_outputs)``: the same mean of its
+            weights; with crossed pairs, the expected crossed weights of
+            :meth:`PairLinear.field_references`.
+        """
+        emb = self.embedding
+        dtype = emb.embedding.weight.dtype
+        refs = {"embedding": emb.field_means(emb.vectors(), counts).to(dtype)}
+        if self.linear is not None:
+            means = emb.field_means(self.linear.weight, counts)  # (F, n_out)
+            refs["linear"] = means.to(dtype)
+        if self.cross is not None:
+            counts = counts.to(emb.offsets.device, torch.float64)  # (R,)
+            starts = emb.offsets.tolist()
+            ends = starts[1:] + [counts.numel()]
+            parts = [counts[a:b] for a, b in zip(starts, ends, strict=True)]
+            probs = [c / c.sum().clamp(min=1e-300) for c in parts]  # (card_j,)
+            refs.update(self.cross.field_references(probs))
+        return refs
+
+    def forward_replaced(
+        self, x: torch.Tensor, replaced: torch.Tensor, references: dict
+    ) -> torch.Tensor:
+        """Logits with some fields replaced by their references.
+
+        Every part of the network sees the reference of a replaced field: its
+        embedding (so the SENET gate, both bilinear branches and the DNN), its
+        first-order weight, and its crossed weights, averaged over the field's
+        training codes (see :meth:`PairLinear.field_references`). Nothing
+        replaced gives :meth:`forward`'s logits; every field replaced gives one
+        constant for all rows.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, F)
+            Integer codes.
+        replaced : bool Tensor of shape (batch, F) or (F,)
+            Which fields to replace, per row or for all rows.
+        references : dict of Tensor
+            From :meth:`field_references`.
+
+        Returns
+        -------
+        logits : Tensor of shape (batch, n_outputs)
+        """
+        replaced = replaced.expand(x.shape[0], -1)  # (batch, F)
         e = self.embedding(x)  # (batch, F, d)
+        e = torch.where(replaced.unsqueeze(-1), references["embedding"], e)
+        return self._head(self._deep(e), x, replaced, references)  # (batch, n_out)
+
+    def _deep(self, e: torch.Tensor) -> torch.Tensor:
+        """SENET, bilinear branches and DNN: ``(batch, F, d)`` embeddings to the
+        DNN's ``(batch, n_outputs)`` logits (no linear part)."""
         if not self.bilinear_p.n_pairs:  # a single field: no pairs to combine
             h = self.senet(e).flatten(1)  # (batch, F d)
-            return self._head(self.dnn(h), x)  # (batch, n_outputs)
+            return self.dnn(h)  # (batch, n_outputs)
         if not self.fused:
             p = self.bilinear_p(e)  # (batch, P, d)
             q = self.bilinear_q(self.senet(e))  # (batch, P, d)
             h = torch.cat([p.flatten(1), q.flatten(1)], dim=1)  # (batch, 2 P d)
-            return self._head(self.dnn(h), x)  # (batch, n_outputs)
+            return self.dnn(h)  # (batch, n_outputs)
         a = self.senet.field_weights(e)  # (batch, F)
         et = e.permute(1, 2, 0).contiguous()  # (F, d, batch)
         vt = et * a.t().unsqueeze(1)  # (F, d, batch): SENET re-weighting
@@ -549,7 +729,7 @@ class FiBiNET(nn.Module):
         h = h.t()  # (batch, h), a view
         for layer in self.dnn[1:]:
             h = layer(h)  # (batch, width)
-        return self._head(h, x)  # (batch, n_outputs)
+        return h  # (batch, n_outputs)
 
     def field_weights(self, x: torch.Tensor) -> torch.Tensor:
         """SENET excitation weights ``(batch, F)`` of ``(batch, F)`` codes."""
@@ -585,11 +765,25 @@ class FiBiNET(nn.Module):
         c = c + torch.einsum("bpd,hpd->bph", q, w[:, 1])  # (batch, P, h)
         return c.norm(dim=-1)  # (batch, P)
 
-    def _head(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Add the linear part, if any, to the DNN's ``(batch, n_outputs)`` logits."""
+    def _head(
+        self,
+        logits: torch.Tensor,
+        x: torch.Tensor,
+        replaced: torch.Tensor | None = None,
+        references: dict | None = None,
+    ) -> torch.Tensor:
+        """Add the linear part, if any, to the DNN's ``(batch, n_outputs)`` logits
+        (with ``replaced`` ``(batch, F)``, see :meth:`forward_replaced`)."""
         if self.linear is not None:
             ids = x + self.embedding.offsets  # (batch, F)
-            logits = logits + self.linear(ids).sum(dim=1)  # (batch, n_outputs)
+            w = self.linear(ids)  # (batch, F, n_outputs)
+            if replaced is not None:
+                w = torch.where(replaced.unsqueeze(-1), references["linear"], w)
+            logits = logits + w.sum(dim=1)  # (batch, n_outputs)
         if self.cross is not None:
-            logits = logits + self.cross(x)  # (batch, n_outputs)
+            if replaced is None:
+                logits = logits + self.cross(x)  # (batch, n_outputs)
+            else:
+                cross = self.cross.forward_replaced(x, replaced, references)
+                logits = logits + cross  # (batch, n_outputs)
         return logits

@@ -369,6 +369,13 @@ def save_model(model: BaseFiBiNET, path) -> None:
         "feature_importances": torch.from_numpy(
             np.array(model.feature_importances_, dtype=np.float64, copy=True)
         ),
+        "senet_weights": torch.from_numpy(
+            np.array(model.senet_weights_, dtype=np.float64, copy=True)
+        ),
+        "explain_base_value": torch.from_numpy(
+            np.atleast_1d(np.array(model.explain_base_value_, dtype=np.float64))
+        ),
+        "code_counts": model._code_counts.to("cpu", torch.float64).clone(),
         "network": _network_to_plain(model),
         "history": _history_to_json(model.net_.history),
         "state_dict": state_dict,
@@ -551,6 +558,11 @@ def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
         model.feature_names_in_ = names
     model.n_iter_ = int(payload["n_iter"])
     model.feature_importances_ = _float_array(payload["feature_importances"])
+    if "code_counts" in payload:  # files from before explanations lack these
+        model.senet_weights_ = _float_array(payload["senet_weights"])
+        base = _float_array(payload["explain_base_value"])
+        model.explain_base_value_ = float(base[0]) if base.size == 1 else base
+        model._code_counts = payload["code_counts"].to(torch.float64)
     if isinstance(model, FiBiNETClassifier):
         model.classes_ = _array_from_plain(payload["classes"])
         model.temperature_ = float(payload["temperature"])

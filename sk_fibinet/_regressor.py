@@ -183,9 +183,21 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         deviation (1.0 for a constant ``y``), or for ``"poisson"`` its weighted
         mean.
     feature_importances_ : ndarray of shape (`n_features_in_`,)
+        Field ablation importance: how much the training loss (on the
+        standardised target; for ``"poisson"``, the Poisson deviance) rises
+        when a column's field is replaced by its reference, measured at the end
+        of ``fit`` on the rows early stopping held out (without early stopping,
+        on the training rows), at most 20,000 of them; clipped at 0 and
+        divided by the sum, or all 0 if no field raises the loss. See
+        :class:`FiBiNETClassifier` and :meth:`explain`.
+    senet_weights_ : ndarray of shape (`n_features_in_`,)
         Mean SENET excitation weight of each field over all rows passed to
-        ``fit``, divided by the sum over fields; see
-        :class:`FiBiNETClassifier` for what it does and does not measure.
+        ``fit``: the gate's values (:meth:`field_weights` per row), not a
+        measure of importance.
+    explain_base_value_ : float
+        The prediction with every field replaced by its reference (for
+        ``"poisson"``, its log): what :meth:`explain`'s contributions add up
+        from.
     encoder_ : FieldEncoder
         Fitted column-to-field encoder.
     net_ : skorch.NeuralNet
@@ -386,6 +398,42 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         first call fixes and what later chunks can change.
         """
         return _partial_fit(self, X, y, sample_weight=sample_weight)
+
+    def _explain_units(self) -> tuple[float, float]:
+        if self.loss == "poisson":  # the log link: log(predict) = log(scale) + z
+            return 1.0, float(np.log(self.target_scale_))
+        return self.target_scale_, self.target_offset_
+
+    def explain(self, X):
+        """Contribution of every column to each row's prediction.
+
+        Shapley values over the fields, as :meth:`FiBiNETClassifier.explain`
+        computes them: the value of a set of fields is the prediction with the
+        other fields replaced by their references (mean embedding, mean
+        first-order weight, crossed weights averaged over the replaced field's
+        training codes). In the units of ``y`` for ``"squared_error"`` and
+        ``"absolute_error"``::
+
+            explain(X).sum(axis=1) + explain_base_value_ == predict(X)
+
+        For ``"poisson"`` on the log scale of the predicted mean, where the
+        network is additive in its output (``exp`` of a sum of contributions is
+        a product of factors ``exp(contribution)``)::
+
+            explain(X).sum(axis=1) + explain_base_value_ == np.log(predict(X))
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        contributions : DataFrame of shape (n_samples, n_features)
+            One column per input column, indexed like ``X`` (a RangeIndex for
+            arrays).
+        """
+        check_is_fitted(self)
+        return self._explain(X, 0)
 
     def predict(self, X):
         """Predict regression targets.

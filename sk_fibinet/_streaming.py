@@ -331,7 +331,9 @@ class _StreamDataset(torch.utils.data.IterableDataset):
         self.valid = _CodesDataset(
             torch.empty(0, n_fields, dtype=torch.int64), torch.empty(0, 2)
         )
-        self.kept = _CodesDataset(torch.empty(0, n_fields, dtype=torch.int64))
+        self.kept = _CodesDataset(
+            torch.empty(0, n_fields, dtype=torch.int64), torch.empty(0, 2)
+        )
         self.code_counts = None  # (R,) codes of the training rows, after a pass
         self.max_buffered_rows = 0
 
@@ -407,7 +409,7 @@ class _StreamDataset(torch.utils.data.IterableDataset):
                 is_valid = torch.from_numpy(u < self.valid_frac)  # (k,)
                 self.valid.codes = codes[is_valid]
                 self.valid.target = target[is_valid]
-                self.kept = _CodesDataset(codes)
+                self.kept = _CodesDataset(codes, target)
 
 
 class _StreamBatches:
@@ -651,11 +653,9 @@ def fit_source(
     estimator.n_iter_ = len(estimator.net_.history)
     estimator.net_.module_.fill_untrained_rows(counts=stream.code_counts)
     estimator._after_training(valid_ds)
-    mean_weights = estimator._field_weights(stream.kept, mean=True)  # (F,)
-    total = mean_weights.sum()
-    estimator.feature_importances_ = (
-        mean_weights / total if total > 0 else np.full_like(mean_weights, 0.0)
-    )
+    estimator.senet_weights_ = estimator._field_weights(stream.kept, mean=True)
+    # importances on the held-out rows, or on the sample of all rows without them
+    estimator._learn_explanations(stream.kept, valid_ds, seed, stream.code_counts)
     return estimator
 
 

@@ -1,4 +1,4 @@
-"""Plots of a fitted FiBiNETClassifier (matplotlib, an optional dependency).
+"""Plots of a fitted FiBiNET estimator (matplotlib, an optional dependency).
 
 Install it with ``pip install "sk_fibinet[plot]"``. Every function draws on
 ``ax`` (a new figure when None) and returns the matplotlib Axes, as
@@ -29,7 +29,7 @@ def plot_field_importances(model, *, ax=None, max_fields=30):
 
     Parameters
     ----------
-    model : FiBiNETClassifier
+    model : FiBiNETClassifier or FiBiNETRegressor
         A fitted model.
     ax : matplotlib Axes, default=None
         Where to draw; a new figure when None.
@@ -46,7 +46,7 @@ def plot_field_importances(model, *, ax=None, max_fields=30):
     values = values.iloc[-max_fields:]
     ax = _axes(ax, (6, 0.3 * len(values) + 1.2))
     ax.barh(values.index, values.to_numpy(), color="#3b75af")
-    ax.set_xlabel("SENET field importance (mean excitation weight, sums to 1)")
+    ax.set_xlabel("field ablation importance (share of the rise in loss)")
     ax.set_title("Field importance")
     ax.margins(y=0.01)
     return ax
@@ -212,3 +212,223 @@ def plot_learning_curves(model, *, ax=None):
     ax.set_ylabel(_LOSS_LABELS.get(task, "loss") + " (weighted)")
     ax.set_title("Learning curves")
     return ax
+
+
+def _colour_values(column: pd.Series) -> np.ndarray:
+    """Per row, a value in [0, 1] to colour by (NaN where missing): the rank of
+    the value for numeric and bool columns, the share of rows with the same
+    category for the others (rescaled to the column's range)."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        values = pd.to_numeric(column, errors="coerce").astype(float)
+        return values.rank(pct=True).to_numpy()  # (n,), NaN stays NaN
+    share = column.map(column.value_counts(normalize=True, dropna=False))
+    share = share.astype(float).to_numpy()  # (n,)
+    low, high = np.nanmin(share), np.nanmax(share)
+    if high > low:
+        return (share - low) / (high - low)
+    return np.full(len(share), 0.5)
+
+
+def plot_contributions(
+    contributions,
+    X=None,
+    *,
+    ax=None,
+    max_columns=20,
+    cmap="coolwarm",
+    xlabel="contribution",
+    random_state=0,
+):
+    """Summary of per-row contributions: one row per column, one dot per sample.
+
+    Columns are sorted by their mean absolute contribution, largest on top;
+    each dot is one row of ``contributions``, placed at its contribution and
+    spread vertically by how many rows lie near it (a beeswarm). With ``X``,
+    dots are coloured by the column's value: numeric and bool columns by the
+    rank of the value (low blue, high red), other columns by how frequent the
+    row's category is in ``X``; missing values are grey.
+
+    Parameters
+    ----------
+    contributions : DataFrame of shape (n_samples, n_features)
+        Output of ``explain(X)``.
+    X : DataFrame of shape (n_samples, n_features), default=None
+        The rows that were explained, for the colours; None draws every dot in
+        one colour.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+    max_columns : int, default=20
+        Show at most this many columns (those with the largest mean absolute
+        contribution).
+    cmap : str, default="coolwarm"
+        Matplotlib colormap for the values.
+    xlabel : str, default="contribution"
+        Label of the x axis, e.g. ``"contribution to the logit"``.
+    random_state : int, default=0
+        Seeds the vertical jitter of the dots.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    if not isinstance(contributions, pd.DataFrame):
+        raise ValueError(
+            "contributions must be the DataFrame returned by explain(X), got "
+            f"{type(contributions).__name__}."
+        )
+    if X is not None:
+        if not isinstance(X, pd.DataFrame):
+            X = pd.DataFrame(np.asarray(X), columns=contributions.columns)
+        if X.shape[0] != contributions.shape[0] or not set(
+            contributions.columns
+        ) <= set(map(str, X.columns)):
+            raise ValueError(
+                "X must hold the rows and columns that were explained: "
+                f"contributions has shape {contributions.shape}, X {X.shape}."
+            )
+        X = X.set_axis(list(map(str, X.columns)), axis=1)
+    order = contributions.abs().mean().sort_values(ascending=False)
+    names = list(order.index[:max_columns])[::-1]  # largest on top
+    ax = _axes(ax, (7, 0.38 * len(names) + 1.4))
+    rng = np.random.default_rng(random_state)
+    colormap = _colormap(cmap)
+    scatter = None
+    for row, name in enumerate(names):
+        x = contributions[name].to_numpy(dtype=float)  # (n,)
+        # spread: proportional to the density of dots around each x
+        counts, edges = np.histogram(x, bins=40)
+        where = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, 39)
+        density = counts[where] / max(counts.max(), 1)  # (n,) in (0, 1]
+        y = row + rng.uniform(-0.4, 0.4, size=x.size) * np.sqrt(density)
+        if X is None:
+            ax.scatter(x, y, s=8, color="#3b75af", alpha=0.6, linewidths=0)
+            continue
+        c = _colour_values(X[name])  # (n,)
+        missing = np.isnan(c)
+        if missing.any():
+            ax.scatter(
+                x[missing], y[missing], s=8, color="#9a9a9a", alpha=0.6, linewidths=0
+            )
+        scatter = ax.scatter(
+            x[~missing],
+            y[~missing],
+            c=c[~missing],
+            cmap=colormap,
+            vmin=0.0,
+            vmax=1.0,
+            s=8,
+            alpha=0.8,
+            linewidths=0,
+        )
+    ax.axvline(0.0, color="grey", linewidth=0.8, zorder=0)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.set_xlabel(xlabel)
+    ax.set_title("Contributions per row, columns by mean |contribution|")
+    if scatter is not None:
+        bar = ax.figure.colorbar(scatter, ax=ax, pad=0.01, aspect=30, ticks=[0, 1])
+        bar.ax.set_yticklabels(["low", "high"])
+        bar.set_label("value (numeric) or category frequency")
+    return ax
+
+
+def _colormap(cmap):
+    import matplotlib
+
+    return matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
+
+
+def plot_waterfall(
+    contributions,
+    base_value,
+    *,
+    ax=None,
+    max_columns=10,
+    values=None,
+    xlabel="model output",
+):
+    """One row's contributions as a waterfall from the base value to the output.
+
+    The bars start at ``base_value`` (the output with every column at its
+    reference, ``explain_base_value_``) at the bottom and add one column's
+    contribution each, smallest first, up to the row's output at the top
+    (positive in red, negative in blue). Columns beyond ``max_columns`` are
+    summed into one bar.
+
+    Parameters
+    ----------
+    contributions : Series or one-row DataFrame
+        One row of ``explain(X)``.
+    base_value : float
+        ``explain_base_value_`` (for a multiclass classifier, the entry of the
+        explained class).
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+    max_columns : int, default=10
+        Show at most this many columns (the largest contributions).
+    values : Series or one-row DataFrame, default=None
+        The row of ``X`` that was explained; its values are shown next to the
+        column names.
+    xlabel : str, default="model output"
+        Label of the x axis, e.g. ``"logit"``.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    if isinstance(contributions, pd.DataFrame):
+        if contributions.shape[0] != 1:
+            raise ValueError(
+                "plot_waterfall draws one row: pass contributions.iloc[i], got "
+                f"{contributions.shape[0]} rows."
+            )
+        contributions = contributions.iloc[0]
+    if isinstance(values, pd.DataFrame):
+        values = values.iloc[0]
+    base_value = float(np.asarray(base_value).reshape(-1)[0])
+    c = pd.Series(contributions, dtype=float)
+    order = c.abs().sort_values(ascending=False).index
+    shown = list(order[:max_columns])
+    steps = [(_waterfall_label(name, values), c[name]) for name in shown]
+    rest = list(order[max_columns:])
+    if rest:
+        steps.append((f"{len(rest)} other columns", float(c[rest].sum())))
+    steps = steps[::-1]  # smallest at the bottom, next to the base value
+    ax = _axes(ax, (7, 0.42 * len(steps) + 1.6))
+    ends = base_value + np.cumsum([delta for _, delta in steps])  # (n_steps,)
+    starts = np.concatenate([[base_value], ends[:-1]])  # (n_steps,)
+    low = min(base_value, ends.min())
+    span = max(base_value, ends.max()) - low or 1.0
+    for row, ((_, delta), start) in enumerate(zip(steps, starts, strict=True)):
+        colour = "#d1495b" if delta >= 0 else "#3b75af"
+        ax.barh(row, delta, left=start, color=colour, height=0.7)
+        # the value just outside the bar's far end, in the direction it moves
+        ax.text(
+            start + delta + (0.01 if delta >= 0 else -0.01) * span,
+            row,
+            f"{delta:+.3g}",
+            va="center",
+            ha="left" if delta >= 0 else "right",
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+        )
+    output = float(ends[-1])
+    ax.axvline(base_value, color="grey", linestyle=":", linewidth=1, label="base value")
+    ax.axvline(output, color="black", linestyle="--", linewidth=1, label="output")
+    ax.set_yticks(range(len(steps)), [label for label, _ in steps])
+    ax.set_ylim(-0.7, len(steps) - 0.3)
+    ax.set_xlim(low - 0.18 * span, low + 1.18 * span)  # room for the values
+    ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"base value {base_value:.3g}  ->  output {output:.3g}")
+    return ax
+
+
+def _waterfall_label(name, values) -> str:
+    if values is None or name not in values.index:
+        return str(name)
+    value = values[name]
+    if isinstance(value, float | np.floating):
+        value = f"{value:.4g}"
+    text = f"{name} = {value}"
+    return text if len(text) <= 40 else text[:39] + "..."

@@ -33,6 +33,8 @@ EXPECTED_PNGS = {
         "interpretability_learning_curves.png",
         "interpretability_field_importances.png",
         "interpretability_interactions_adult.png",
+        "interpretability_contributions.png",
+        "interpretability_waterfall.png",
         "interpretability_interactions_synthetic.png",
     ],
 }

@@ -335,10 +335,20 @@ def test_unavailable_device_at_load_is_a_clear_error(fitted, tmp_path):
 
 
 @contextlib.contextmanager
-def _storages_tagged_as_cuda():
-    """While active, ``torch.save`` records every storage's location as
-    ``cuda:0``, as it does for tensors on a GPU (no GPU needed)."""
-    entry = (0, lambda storage: "cuda:0", lambda obj, location: None)
+def _storages_tagged_as_cuda(tensors=None):
+    """While active, ``torch.save`` records the storages of ``tensors`` (all
+    storages if None) as on ``cuda:0``, as it does for tensors on a GPU (no GPU
+    needed)."""
+    pointers = None
+    if tensors is not None:
+        pointers = {t.untyped_storage().data_ptr() for t in tensors}
+
+    def tag(storage):
+        if pointers is None or storage.data_ptr() in pointers:
+            return "cuda:0"
+        return None
+
+    entry = (0, tag, lambda obj, location: None)
     torch.serialization._package_registry.insert(0, entry)
     try:
         yield
@@ -354,13 +364,21 @@ def test_pickled_cuda_net_is_mapped_to_cpu_without_cuda(library, tmp_path):
     expected = clf.predict_proba(X)
     clf.net_.device = "cuda"  # as if trained on a GPU
     path = tmp_path / "model.bin"
-    with _storages_tagged_as_cuda():  # every tensor is written as on cuda:0
+    net = clf.net_  # what a GPU fit leaves on the GPU: the module and optimizer
+    on_gpu = [*net.module_.parameters(), *net.module_.buffers()]
+    on_gpu += [
+        v
+        for s in net.optimizer_.state_dict()["sparse"]["state"].values()
+        for v in s.values()
+        if torch.is_tensor(v)
+    ]
+    with _storages_tagged_as_cuda(on_gpu):  # those tensors written as on cuda:0
         if library == "pickle":
             path.write_bytes(pickle.dumps(clf))
         else:
             joblib.dump(clf, path)
         buffer = io.BytesIO()
-        torch.save(torch.ones(2), buffer)
+        torch.save(on_gpu[0], buffer)
     # the pickled tensors really are CUDA tensors: loaded as they are, they fail
     with pytest.raises(RuntimeError, match="CUDA"):
         torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from conftest import FAST, make_mixed
 
@@ -8,9 +9,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from sk_fibinet.plotting import (  # noqa: E402
+    plot_contributions,
     plot_field_importances,
     plot_interactions,
     plot_learning_curves,
+    plot_waterfall,
 )
 
 
@@ -99,3 +102,39 @@ def test_kept_epoch_follows_tol_not_the_lowest_loss(model_and_data, tmp_path):
     ax = plot_learning_curves(loaded)
     assert _kept_line(ax) == 2
     plt.close(ax.figure)
+
+
+def test_plot_contributions(model_and_data, tmp_path):
+    clf, X = model_and_data
+    contributions = clf.explain(X.iloc[:200])
+    ax = plot_contributions(contributions, X.iloc[:200], max_columns=4)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    # at most 4 columns, the largest mean |contribution| on top (last tick)
+    order = contributions.abs().mean().sort_values(ascending=False).index
+    assert labels == list(order[:4])[::-1]
+    dots = sum(len(c.get_offsets()) for c in ax.collections)
+    assert dots == 4 * 200
+    _png_is_nonempty(ax, tmp_path / "contributions.png")
+    ax = plot_contributions(contributions)  # no X: one colour
+    _png_is_nonempty(ax, tmp_path / "contributions_plain.png")
+    with pytest.raises(ValueError, match="rows and columns that were explained"):
+        plot_contributions(contributions, X.iloc[:10])
+    with pytest.raises(ValueError, match="DataFrame returned by explain"):
+        plot_contributions(contributions.to_numpy())
+
+
+def test_plot_waterfall(model_and_data, tmp_path):
+    clf, X = model_and_data
+    contributions = clf.explain(X.iloc[:3])
+    row = contributions.iloc[1]
+    ax = plot_waterfall(row, clf.explain_base_value_, values=X.iloc[1], max_columns=3)
+    bars = ax.patches
+    assert len(bars) == 4  # 3 columns and the other 2 summed
+    # the last bar ends at the row's logit, the first starts at the base value
+    assert np.isclose(bars[0].get_x(), clf.explain_base_value_)
+    top = bars[-1].get_x() + bars[-1].get_width()
+    assert np.isclose(top, clf.decision_function(X.iloc[1:2])[0], atol=1e-4)
+    assert "2 other columns" in [t.get_text() for t in ax.get_yticklabels()]
+    _png_is_nonempty(ax, tmp_path / "waterfall.png")
+    with pytest.raises(ValueError, match="draws one row"):
+        plot_waterfall(contributions, clf.explain_base_value_)
