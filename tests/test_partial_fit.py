@@ -285,3 +285,19 @@ def test_partial_fit_needs_no_dask(monkeypatch):
     clf = FiBiNETClassifier(**FAST).partial_fit(X, y, classes=[0, 1])
     clf.partial_fit(X, y)
     assert clf.n_iter_ == 2
+
+
+def test_explanations_after_partial_fit_add_up():
+    X, y = make_mixed(n=900)
+    clf = FiBiNETClassifier(**FAST)
+    for Xc, yc in _chunks(X, y, 300):
+        clf.partial_fit(Xc, yc, classes=np.unique(y))
+    assert clf.feature_importances_.shape == (X.shape[1],)
+    assert np.isclose(clf.feature_importances_.sum(), 1.0)
+    contributions = clf.explain(X.iloc[:50])
+    np.testing.assert_allclose(
+        contributions.sum(axis=1) + clf.explain_base_value_,
+        clf.decision_function(X.iloc[:50]),
+        rtol=1e-4,
+        atol=1e-5,
+    )

@@ -293,3 +293,18 @@ def test_embedding_l2_scales_by_the_training_counts_as_in_memory(parquet_file):
     assert_allclose(scale, scales(in_memory)[1])  # counted before training
     off = FiBiNETClassifier(**params, embedding_l2=0.0).fit(_source(parquet_file))
     assert not any(g.get("row_l2") for g in off.net_.optimizer_.param_groups)
+
+
+def test_explanations_of_a_streamed_fit_add_up(parquet_file):
+    X, _ = _frame(parquet_file)
+    clf = FiBiNETClassifier(**STREAM).fit(_source(parquet_file))
+    assert clf.feature_importances_.shape == (X.shape[1],)
+    assert np.isclose(clf.feature_importances_.sum(), 1.0)
+    assert clf.senet_weights_.shape == (X.shape[1],)
+    contributions = clf.explain(X.iloc[:50])
+    assert_allclose(
+        contributions.sum(axis=1) + clf.explain_base_value_,
+        clf.decision_function(X.iloc[:50]),
+        rtol=1e-4,
+        atol=1e-5,
+    )
