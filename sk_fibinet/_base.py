@@ -6,6 +6,12 @@ about itself. A subclass supplies only what depends on the task: how targets
 become the target column of the training tensor, the loss, how many outputs the
 network has, what early stopping watches and how outputs become predictions, as
 scikit-learn's ``BaseHistGradientBoosting`` does for its two estimators.
+
+Over 500 lines because it is the estimators' shared core: parameter
+validation, the in-memory fit with its data-parallel and checkpoint hooks,
+the explanations and prediction; the task-specific parts are in the
+subclasses and the engines (skorch glue, streaming, DDP, checkpoints,
+partial_fit) in modules of their own.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""FiBiNETClassifier: targets, log loss, probabilities."""
+"""FiBiNETClassifier: targets, log loss, probabilities.
+
+Over 500 lines because the class docstring documents every constructor
+parameter (numpydoc), as scikit-learn estimators do; the code is the small
+part.
+"""
 
 from __future__ import annotations
 

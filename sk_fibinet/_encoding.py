@@ -22,6 +22,11 @@ Every input column becomes one embedding *field*:
 
 So every field's codes lie in ``[0, cardinality)`` and no value, known or not,
 can ever index outside its embedding rows.
+
+Over 500 lines because the encoding rules (vocabularies, rare, missing and
+unknown codes, numeric bins, stable hashing) must stay in one place: the
+in-memory fit, partial_fit and the streamed first pass all learn through
+``FieldEncoder`` and must agree code for code.
 """
 
 from __future__ import annotations

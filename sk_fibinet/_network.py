@@ -6,8 +6,10 @@ feature Interaction for Click-Through Rate Prediction", RecSys 2019.
 Shapes use ``F`` fields, ``d`` embedding width and ``P = F (F - 1) / 2`` pairs.
 
 The bilinear layer and its fused kernel live in :mod:`sk_fibinet._bilinear`.
-What is left here is a little over 500 lines because every module carries the
-documentation of its part of the architecture with doctested examples.
+What is left here is over 500 lines because every module carries the
+documentation of its part of the architecture with doctested examples, and
+the network answers the explanations' question (outputs with some fields
+replaced by their references) next to the forward pass it must match.
 """
 
 from __future__ import annotations

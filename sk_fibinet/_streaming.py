@@ -26,6 +26,11 @@ reads and shuffles its rows again, dropping the batches already trained (see
 ``_StreamBatches``); how the source is recognised is in ``_stream_checkpoint``.
 
 pyarrow is imported only here, and only when a source is used.
+
+Over 500 lines because a streamed fit is one data path (the source, the first
+pass, the shuffle buffer, the epochs, the held-out rows and streamed
+prediction) whose parts share their bookkeeping; the checkpoint fingerprint
+lives apart, in ``_stream_checkpoint``.
 """
 
 from __future__ import annotations
