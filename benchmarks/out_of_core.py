@@ -159,7 +159,9 @@ def run_child(kind, train, test, seed):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    p.add_argument("--in-memory-rows", type=int, default=None, help="default: smallest")
+    p.add_argument(
+        "--in-memory-rows", type=int, default=None, help="default: smallest; 0: none"
+    )
     p.add_argument("--test-rows", type=int, default=100_000)
     p.add_argument("--chunk-rows", type=int, default=250_000)
     p.add_argument("--row-group-rows", type=int, default=125_000)
@@ -173,7 +175,7 @@ def main(argv=None):
         return child(args)
 
     sizes = sorted(args.n_rows)
-    memory_rows = args.in_memory_rows or sizes[0]
+    memory_rows = sizes[0] if args.in_memory_rows is None else args.in_memory_rows
     folder = Path(tempfile.mkdtemp(prefix="sk_fibinet_ooc_", dir=args.tmp))
     try:
         stream = CriteoLikeStream(args.seed)
@@ -182,7 +184,7 @@ def main(argv=None):
         start = time.perf_counter()
         write_parquet(stream, test, args.test_rows, first_chunk=10**6, **write)
         files = {}
-        for n in sorted({*sizes, memory_rows}):
+        for n in sorted({*sizes, memory_rows} - {0}):  # 0: no in-memory fit
             files[n] = folder / f"train_{n}.parquet"
             write_parquet(stream, files[n], n, first_chunk=0, **write)
         print(f"wrote the Parquet files in {time.perf_counter() - start:.0f}s")
