@@ -25,7 +25,7 @@ EXPECTED_PNGS = {
         "ctr_criteo_like_calibration.png",
     ],
     "plot_big_data_parquet.py": [
-        "big_data_parquet_learning_curves.png",
+        "big_data_parquet_loss.png",
         "big_data_parquet_memory.png",
     ],
     "plot_tuning_grid_search.py": ["tuning_grid_search_cv_auc.png"],
