@@ -150,11 +150,11 @@ print(f"peak RSS so far (Python, torch, the writer): {rss_before_fit:,.0f} MB")
 # (at most 100,000, chosen by a seeded hash of the row position) are held out
 # for early stopping and the temperature calibration, as in an in-memory fit.
 #
-# The parameters are the defaults, with a fixed seed. A small callback records,
-# after every training batch, the elapsed time, the rows trained so far and
-# the process's peak resident memory (``resource.getrusage``); it is only
-# there to draw the figure below. Run inside sphinx-gallery, the peak is that
-# of the documentation build's process.
+# The parameters are the defaults (a smaller network in smoke mode), with a
+# fixed seed. A small callback records, after every training batch, the
+# elapsed time, the rows trained so far and the process's peak resident memory
+# (``resource.getrusage``); it is only there to draw the figure below. Run
+# inside sphinx-gallery, the peak is that of the documentation build's process.
 
 
 class MemoryTrace(Callback):
