@@ -24,6 +24,10 @@ EXPECTED_PNGS = {
         "ctr_criteo_like_learning_curves.png",
         "ctr_criteo_like_calibration.png",
     ],
+    "plot_big_data_parquet.py": [
+        "big_data_parquet_loss.png",
+        "big_data_parquet_memory.png",
+    ],
     "plot_tuning_grid_search.py": ["tuning_grid_search_cv_auc.png"],
     "plot_regression.py": [
         "regression_predicted_vs_true.png",
