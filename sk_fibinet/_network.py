@@ -159,13 +159,7 @@ class FieldEmbedding(nn.Module):
             ``sum_c counts[c] values[c] / sum_c counts[c]`` over each field's
             codes, in float64; 0 for a field without counts.
         """
-        field = self.field_of_code()  # (R,)
-        n_fields = self.offsets.numel()
-        weight = counts.to(values.device, torch.float64)  # (R,)
-        sums = values.new_zeros(n_fields, values.shape[1], dtype=torch.float64)
-        sums.index_add_(0, field, values.double() * weight[:, None])  # (F, width)
-        totals = weight.new_zeros(n_fields).index_add_(0, field, weight)  # (F,)
-        return sums / totals.clamp(min=1e-300)[:, None]  # (F, width)
+        return _field_means(values, counts, self.field_of_code(), self.offsets.numel())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Look up ``(batch, F)`` codes, return ``(batch, F, d)`` embeddings."""
@@ -175,6 +169,20 @@ class FieldEmbedding(nn.Module):
             coarse = self.coarse(self.coarse_index[ids])  # (batch, F, L, d)
             e = e + coarse.sum(dim=2)  # (batch, F, d)
         return e
+
+
+def _field_means(
+    values: torch.Tensor, counts: torch.Tensor, field: torch.Tensor, n_fields: int
+) -> torch.Tensor:
+    """``(F, width)`` float64 count-weighted means of the ``(R, width)`` per-code
+    ``values`` over each field's codes (``field`` ``(R,)``: every code's field);
+    0 for a field without counts."""
+    weight = counts.to(values.device, torch.float64)  # (R,)
+    field = field.to(values.device)  # (R,)
+    sums = values.new_zeros(n_fields, values.shape[1], dtype=torch.float64)
+    sums.index_add_(0, field, values.double() * weight[:, None])  # (F, width)
+    totals = weight.new_zeros(n_fields).index_add_(0, field, weight)  # (F,)
+    return sums / totals.clamp(min=1e-300)[:, None]  # (F, width)
 
 
 @torch.no_grad()
@@ -244,14 +252,10 @@ def fill_untrained_rows(
     field = torch.repeat_interleave(
         torch.arange(len(cardinalities)), cardinalities
     )  # (R,)
-    totals = torch.zeros(len(cardinalities), dtype=torch.float64)
-    totals.index_add_(0, field, counts)  # (F,)
     rows = untrained.nonzero()[:, 0]  # (n_untrained,)
     for table in tables:
-        weight = table.detach().cpu().to(torch.float64)  # (R, width)
-        sums = torch.zeros(len(cardinalities), weight.shape[1], dtype=torch.float64)
-        sums.index_add_(0, field, weight * counts[:, None])  # (F, width)
-        means = sums / totals.clamp(min=1)[:, None]  # (F, width)
+        weight = table.detach().cpu()  # (R, width)
+        means = _field_means(weight, counts, field, len(cardinalities))  # (F, width)
         filled = means[field[rows]].to(table.dtype).to(table.device)
         table.data[rows.to(table.device)] = filled  # (n_untrained, width)
 
