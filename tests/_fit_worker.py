@@ -61,6 +61,36 @@ def ddp(out: Path) -> None:
     dist.destroy_process_group()
 
 
+# Shared by test_checkpoint.py and test_stream_checkpoint.py
+
+
+def checkpoint_file(directory: Path) -> Path:
+    (path,) = directory.glob("fit-*.pt")
+    return path
+
+
+class Fail(Callback):
+    """Raise in training batch ``batch`` of epoch ``epoch``: an interrupted fit."""
+
+    def __init__(self, epoch, batch):
+        self.epoch = epoch
+        self.batch = batch
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if training and len(net.history) == self.epoch:
+            if len(net.history[-1, "batches"]) == self.batch:
+                raise RuntimeError("interrupted")
+
+
+class CountBatches(Callback):
+    def initialize(self):
+        self.n_batches = 0
+        return self
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        self.n_batches += bool(training)
+
+
 class _StallInEpoch(Callback):
     """Announce, then sleep in training batch ``batch`` of epoch ``epoch``."""
 

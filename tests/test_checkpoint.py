@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_array_equal
-from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, load_model, save_model
 
@@ -24,38 +23,14 @@ from _fit_worker import (  # noqa: E402
     CHECKPOINT_PARAMS,
     CHECKPOINT_ROWS,
     STALL_EPOCH,
+    CountBatches,
+    Fail,
+    checkpoint_file,
 )
 from conftest import FAST, make_mixed  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "_fit_worker.py"
 ROOT = WORKER.parent.parent
-
-
-def _checkpoint_file(directory: Path) -> Path:
-    (path,) = directory.glob("fit-*.pt")
-    return path
-
-
-class _Fail(Callback):
-    """Raise in training batch ``batch`` of epoch ``epoch``: an interrupted fit."""
-
-    def __init__(self, epoch, batch):
-        self.epoch = epoch
-        self.batch = batch
-
-    def on_batch_end(self, net, training=None, **kwargs):
-        if training and len(net.history) == self.epoch:
-            if len(net.history[-1, "batches"]) == self.batch:
-                raise RuntimeError("interrupted")
-
-
-class _CountBatches(Callback):
-    def initialize(self):
-        self.n_batches = 0
-        return self
-
-    def on_batch_end(self, net, training=None, **kwargs):
-        self.n_batches += bool(training)
 
 
 def test_fit_killed_mid_epoch_resumes_to_the_uninterrupted_model(tmp_path):
@@ -79,11 +54,11 @@ def test_fit_killed_mid_epoch_resumes_to_the_uninterrupted_model(tmp_path):
         child.kill()
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    state = torch.load(_checkpoint_file(tmp_path), weights_only=True)
+    state = torch.load(checkpoint_file(tmp_path), weights_only=True)
     assert (state["epochs_done"], state["batches_done"]) == (STALL_EPOCH - 1, 0)
     assert not state["finished"]
 
-    counter = _CountBatches()
+    counter = CountBatches()
     resumed = FiBiNETClassifier(
         **CHECKPOINT_PARAMS, checkpoint_dir=tmp_path, callbacks=[counter]
     ).fit(X, y)
@@ -108,12 +83,12 @@ def test_resume_within_an_epoch_from_a_batch_checkpoint(Estimator, tmp_path):
         y = y + X["amount"].to_numpy()
     params = dict(FAST, max_epochs=4, n_iter_no_change=3)
     interrupted = Estimator(
-        **params, checkpoint_dir=tmp_path, callbacks=[("fail", _Fail(2, 7))]
+        **params, checkpoint_dir=tmp_path, callbacks=[("fail", Fail(2, 7))]
     )
     interrupted._checkpoint_every_n_batches = 5
     with pytest.raises(RuntimeError, match="interrupted"):
         interrupted.fit(X, y)
-    state = torch.load(_checkpoint_file(tmp_path), weights_only=True)
+    state = torch.load(checkpoint_file(tmp_path), weights_only=True)
     assert (state["epochs_done"], state["batches_done"]) == (1, 5)
 
     resumed = Estimator(**params, checkpoint_dir=tmp_path)
@@ -129,14 +104,14 @@ def test_resume_within_an_epoch_from_a_batch_checkpoint(Estimator, tmp_path):
 def test_a_finished_fit_is_restored_without_training(tmp_path):
     X, y = make_mixed(600, seed=0)
     first = FiBiNETClassifier(**FAST, checkpoint_dir=tmp_path).fit(X, y)
-    counter = _CountBatches()
+    counter = CountBatches()
     again = FiBiNETClassifier(
         **FAST, checkpoint_dir=str(tmp_path), callbacks=[counter]
     ).fit(X, y)
     assert counter.n_batches == 0
     assert again.n_iter_ == first.n_iter_
     assert_array_equal(again.predict_proba(X), first.predict_proba(X))
-    assert torch.load(_checkpoint_file(tmp_path), weights_only=True)["finished"]
+    assert torch.load(checkpoint_file(tmp_path), weights_only=True)["finished"]
 
 
 def test_other_data_or_parameters_get_a_file_of_their_own(tmp_path):
@@ -154,7 +129,7 @@ def test_a_damaged_checkpoint_is_refused_with_its_name(tmp_path):
     X, y = make_mixed(300, seed=0)
     params = dict(FAST, max_epochs=1, checkpoint_dir=tmp_path)
     FiBiNETClassifier(**params).fit(X, y)
-    path = _checkpoint_file(tmp_path)
+    path = checkpoint_file(tmp_path)
     path.write_bytes(path.read_bytes()[:1000])  # a truncated file
     with pytest.raises(ValueError, match=f"{path.name}.*delete it"):
         FiBiNETClassifier(**params).fit(X, y)

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 from numpy.testing import assert_array_equal
-from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, ParquetSource
 
@@ -23,7 +22,14 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _fit_worker import STREAM_PARAMS, STREAM_SOURCE, STREAM_STALL  # noqa: E402
+from _fit_worker import (  # noqa: E402
+    STREAM_PARAMS,
+    STREAM_SOURCE,
+    STREAM_STALL,
+    CountBatches,
+    Fail,
+    checkpoint_file,
+)
 from conftest import make_mixed  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "_fit_worker.py"
@@ -45,33 +51,6 @@ def _source(path, **kwargs):
 
 def _frame(path):
     return pq.read_table(path).to_pandas().drop(columns="target")
-
-
-def _checkpoint_file(directory: Path) -> Path:
-    (path,) = directory.glob("fit-*.pt")
-    return path
-
-
-class _Fail(Callback):
-    """Raise in training batch ``batch`` of epoch ``epoch``: an interrupted fit."""
-
-    def __init__(self, epoch, batch):
-        self.epoch = epoch
-        self.batch = batch
-
-    def on_batch_end(self, net, training=None, **kwargs):
-        if training and len(net.history) == self.epoch:
-            if len(net.history[-1, "batches"]) == self.batch:
-                raise RuntimeError("interrupted")
-
-
-class _CountBatches(Callback):
-    def initialize(self):
-        self.n_batches = 0
-        return self
-
-    def on_batch_end(self, net, training=None, **kwargs):
-        self.n_batches += bool(training)
 
 
 def _batches_after(history, epochs_done, batches_done):
@@ -114,7 +93,7 @@ def test_streamed_fit_killed_mid_epoch_resumes_to_the_uninterrupted_model(tmp_pa
         child.wait()
     assert child.returncode == -signal.SIGKILL
     directory = tmp_path / "checkpoints"
-    state = torch.load(_checkpoint_file(directory), weights_only=True)
+    state = torch.load(checkpoint_file(directory), weights_only=True)
     epoch, batch = STREAM_STALL
     every = STREAM_SOURCE["checkpoint_every_n_batches"]
     assert (state["epochs_done"], state["batches_done"]) == (
@@ -123,7 +102,7 @@ def test_streamed_fit_killed_mid_epoch_resumes_to_the_uninterrupted_model(tmp_pa
     )
     assert not state["finished"]
 
-    counter = _CountBatches()
+    counter = CountBatches()
     resumed = FiBiNETClassifier(
         **STREAM_PARAMS, checkpoint_dir=directory, callbacks=[counter]
     ).fit(_source(path))
@@ -141,14 +120,14 @@ def test_resume_within_the_first_epoch(Estimator, tmp_path):
     resumed within it, the skipped batches are read again for them."""
     path = _write(tmp_path / "t.parquet", regression=Estimator is FiBiNETRegressor)
     interrupted = Estimator(
-        **STREAM_PARAMS, checkpoint_dir=tmp_path, callbacks=[("fail", _Fail(1, 7))]
+        **STREAM_PARAMS, checkpoint_dir=tmp_path, callbacks=[("fail", Fail(1, 7))]
     )
     with pytest.raises(RuntimeError, match="interrupted"):
         interrupted.fit(_source(path))
-    state = torch.load(_checkpoint_file(tmp_path), weights_only=True)
+    state = torch.load(checkpoint_file(tmp_path), weights_only=True)
     assert (state["epochs_done"], state["batches_done"]) == (0, 6)
 
-    counter = _CountBatches()
+    counter = CountBatches()
     resumed = Estimator(
         **STREAM_PARAMS, checkpoint_dir=tmp_path, callbacks=[counter]
     ).fit(_source(path))
@@ -164,7 +143,7 @@ def test_a_fit_without_random_state_resumes_with_the_seed_it_drew(tmp_path):
     source = dict(bin_sample_rows=500)  # bins from a seeded sample of the rows
     params = {**STREAM_PARAMS, "random_state": None}
     interrupted = FiBiNETClassifier(
-        **params, checkpoint_dir=tmp_path, callbacks=[("fail", _Fail(2, 4))]
+        **params, checkpoint_dir=tmp_path, callbacks=[("fail", Fail(2, 4))]
     )
     with pytest.raises(RuntimeError, match="interrupted"):
         interrupted.fit(_source(path, **source))
@@ -185,8 +164,8 @@ def test_a_finished_streamed_fit_is_restored_without_training(tmp_path):
     path = _write(tmp_path / "t.parquet")
     first = FiBiNETClassifier(**STREAM_PARAMS, checkpoint_dir=tmp_path)
     first.fit(_source(path))
-    assert torch.load(_checkpoint_file(tmp_path), weights_only=True)["finished"]
-    counter = _CountBatches()
+    assert torch.load(checkpoint_file(tmp_path), weights_only=True)["finished"]
+    counter = CountBatches()
     again = FiBiNETClassifier(
         **STREAM_PARAMS, checkpoint_dir=tmp_path, callbacks=[counter]
     ).fit(_source(path, checkpoint_every_n_batches=None))  # not fingerprinted
@@ -209,7 +188,7 @@ def test_a_copied_source_resumes_other_data_get_a_file_of_their_own(tmp_path):
     first.fit(_source(path))
     time.sleep(0.01)
     copy = Path(shutil.copy(path, tmp_path / "b" / "u.parquet"))  # new name, mtime
-    counter = _CountBatches()
+    counter = CountBatches()
     FiBiNETClassifier(
         **params, checkpoint_dir=tmp_path / "ck", callbacks=[counter]
     ).fit(_source(copy))
