@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -9,10 +11,11 @@ class SparseDenseAdamW(torch.optim.Optimizer):
     """AdamW on dense gradients, lazy (row-wise) Adam on sparse gradients.
 
     Embedding tables with ``sparse=True`` produce gradients for the rows a batch
-    touched only. ``torch.optim.SparseAdam`` updates just those rows and their
-    moments, instead of zeroing, scattering into and stepping over the whole
-    table every step; every other parameter goes to ``torch.optim.AdamW``
-    (fused where the device supports it). Parameter groups flagged
+    touched only. Those rows and their moments alone are updated, with
+    ``torch.optim.SparseAdam``'s arithmetic and state (its row merging replaced
+    by a linear-time one, see ``_lazy_adam``), instead of zeroing, scattering
+    into and stepping over the whole table every step; every other parameter
+    goes to ``torch.optim.AdamW`` (fused where the device supports it). Parameter groups flagged
     ``{"sparse": True}`` go to the lazy optimizer, which applies no weight decay.
     A sparse group may instead set ``row_l2`` (float) and ``row_scale`` (a
     ``(rows,)`` tensor): every row a batch touched then has
@@ -104,14 +107,56 @@ class SparseDenseAdamW(torch.optim.Optimizer):
             inner["eps"] = outer["eps"]
             if "weight_decay" in inner:
                 inner["weight_decay"] = outer["weight_decay"]
-        for group in self.param_groups:
-            if group["sparse"] and group.get("row_l2", 0.0):
-                _add_row_l2(group)
         if self._dense is not None:
             self._dense.step()
-        if self._sparse is not None:
-            self._sparse.step()
+        for outer, inner in self._pairs:
+            if outer["sparse"]:
+                self._lazy_adam(outer, inner)
         return loss
+
+    def _lazy_adam(self, outer: dict, inner: dict) -> None:
+        """One lazy Adam step of a sparse group (torch's ``SparseAdam``
+        arithmetic and state, kept in the inner ``SparseAdam``'s ``state`` so
+        checkpoints and pickles are unchanged), with the group's row L2.
+
+        Merging a batch's duplicate rows by marking them in a ``(rows,)`` mask
+        is linear in the table and the batch, where ``coalesce()`` sorts; the
+        moments and weights of the touched rows are updated with
+        ``index_select`` / ``index_copy_`` / ``index_add_``.
+        """
+        beta1, beta2 = inner["betas"]
+        lr, eps = float(inner["lr"]), inner["eps"]
+        l2, scale = outer.get("row_l2", 0.0), outer.get("row_scale")
+        for p in inner["params"]:
+            if p.grad is None:
+                continue
+            if not p.grad.is_sparse:
+                raise RuntimeError(
+                    "a sparse parameter group received a dense gradient"
+                )
+            rows, grad = _merged_rows(p.grad)  # (k,), (k, *width)
+            if rows.numel() == 0:
+                continue
+            state = self._sparse.state[p]
+            if len(state) == 0:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p)  # (R, *width)
+                state["exp_avg_sq"] = torch.zeros_like(p)  # (R, *width)
+            state["step"] += 1
+            step = state["step"]
+            if l2:
+                factor = l2 * scale.to(p.device)[rows]  # (k,)
+                factor = factor.view(-1, *[1] * (p.dim() - 1))  # (k, 1, ...)
+                grad.addcmul_(factor, p.index_select(0, rows))  # (k, *width)
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            m = exp_avg.index_select(0, rows).lerp_(grad, 1 - beta1)  # (k, *width)
+            v = exp_avg_sq.index_select(0, rows)  # (k, *width)
+            v.lerp_(grad.mul_(grad), 1 - beta2)  # (k, *width)
+            exp_avg.index_copy_(0, rows, m)
+            exp_avg_sq.index_copy_(0, rows, v)
+            step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+            update = m.div_(v.sqrt_().add_(eps))  # (k, *width): m / (sqrt(v) + eps)
+            p.index_add_(0, rows, update, alpha=-step_size)
 
     def state_dict(self):
         return {
@@ -130,25 +175,19 @@ class SparseDenseAdamW(torch.optim.Optimizer):
                 group[key] = saved[key]
 
 
-@torch.no_grad()
-def _add_row_l2(group: dict) -> None:
-    """Add ``row_l2 * row_scale[r] * w[r]`` to the sparse gradient of every row
-    ``r`` a batch touched (the rows of ``row_scale`` are the tables' rows)."""
-    l2, scale = group["row_l2"], group["row_scale"]  # float, (R,)
-    for p in group["params"]:
-        if p.grad is None:
-            continue
-        grad = p.grad.coalesce()
-        rows = grad.indices()[0]  # (k,)
-        factor = l2 * scale.to(p.device)[rows]  # (k,)
-        values = grad.values() + factor.view(-1, *[1] * (p.dim() - 1)) * p[rows]
-        p.grad = torch.sparse_coo_tensor(
-            grad.indices(),
-            values,
-            grad.shape,
-            is_coalesced=True,
-            check_invariants=False,  # indices from a coalesced gradient
-        )  # (R, width) with k rows
+def _merged_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of a sparse ``(R, *width)`` gradient and their summed
+    values, ``(k,)`` sorted and ``(k, *width)`` (a new tensor)."""
+    if grad.is_coalesced():
+        return grad.indices()[0], grad.values().clone()
+    index, values = grad._indices()[0], grad._values()  # (n,), (n, *width)
+    touched = torch.zeros(grad.shape[0], dtype=torch.bool, device=grad.device)
+    touched[index] = True  # (R,)
+    rows = touched.nonzero().squeeze(1)  # (k,) sorted
+    position = torch.empty(grad.shape[0], dtype=torch.long, device=grad.device)
+    position[rows] = torch.arange(rows.numel(), device=grad.device)  # (R,) at rows
+    merged = values.new_zeros((rows.numel(), *values.shape[1:]))  # (k, *width)
+    return rows, merged.index_add_(0, position[index], values)
 
 
 def sparse_dense_groups(module: torch.nn.Module, sparse_names) -> list[dict]:

@@ -163,3 +163,25 @@ def test_row_l2_adds_the_scaled_penalty_of_the_touched_rows_only():
     assert untouched
     initial = _model().double()["emb"].weight
     assert_close(ours["emb"].weight[untouched], initial[untouched])
+
+
+def test_rows_repeated_in_a_batch_are_merged_as_sparse_adam_merges_them():
+    # many repeats of few rows in a large table, uncoalesced gradients
+    torch.manual_seed(1)
+    ours = torch.nn.Embedding(5_000, 3, sparse=True).double()
+    ref = copy.deepcopy(ours)
+    opt = SparseDenseAdamW([{"params": ours.parameters(), "sparse": True}], lr=1e-2)
+    ref_opt = torch.optim.SparseAdam(ref.parameters(), lr=1e-2)
+    for step in range(5):
+        ids = torch.randint(0, 40, (64, 6)) * 97 + step  # (64, 6), repeats
+        target = torch.randn(64, 6, 3, dtype=torch.float64)
+        for model, o in ((ours, opt), (ref, ref_opt)):
+            o.zero_grad()
+            (model(ids) - target).pow(2).sum().backward()
+            assert not model.weight.grad.is_coalesced()
+            o.step()
+    assert_close(ours.weight, ref.weight)
+    assert_close(
+        opt._sparse.state[ours.weight]["exp_avg_sq"],
+        ref_opt.state[ref.weight]["exp_avg_sq"],
+    )
