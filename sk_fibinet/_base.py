@@ -335,8 +335,15 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             sink=print if self.verbose else _silent,
         )
 
-    def _after_training(self, valid_ds: _CodesDataset | None) -> None:
-        """Learn what needs the trained network (and the validation rows)."""
+    def _after_training(
+        self,
+        valid_ds: _CodesDataset | None,
+        train_ds: _CodesDataset | None = None,
+        broadcast=None,
+    ) -> None:
+        """Learn what needs the trained network: from the validation rows, or
+        (where it applies) the training rows without them; ``broadcast(value)``
+        returns process 0's float under ``distributed=True`` (None otherwise)."""
 
     def _loss_input(self, z: torch.Tensor) -> torch.Tensor:
         """Network outputs as the loss of :attr:`feature_importances_` reads them."""
@@ -514,9 +521,11 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             _distributed.detach(self.net_)  # no process group in the fitted net
         self.n_iter_ = len(self.net_.history)
         self.net_.module_.fill_untrained_rows(counts=counts)
-        self._after_training(valid_ds)
-        if processes is not None and hasattr(self, "temperature_"):
-            self.temperature_ = processes.broadcast_float(self.temperature_)
+        self._after_training(
+            valid_ds,
+            train_ds=train_ds,
+            broadcast=None if processes is None else processes.broadcast_float,
+        )
         self.senet_weights_ = self._field_weights(_CodesDataset(codes), mean=True)
         self._learn_explanations(train_ds, valid_ds, seed, counts)
         return self

@@ -426,12 +426,14 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             ("early_stopping", self._early_stopping(monitor)),
         ]
 
-    def _after_training(self, valid_ds) -> None:
+    def _after_training(self, valid_ds, train_ds=None, broadcast=None) -> None:
         self.temperature_ = 1.0
         if self.calibration == "temperature" and valid_ds is not None:
             self.temperature_ = _fit_temperature(
                 self.net_.forward(valid_ds, training=False), valid_ds.target
             )
+        if broadcast is not None:  # every process keeps process 0's
+            self.temperature_ = broadcast(self.temperature_)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):

@@ -509,6 +509,18 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+@torch.no_grad()
+def shift_outputs(module: nn.Module, delta: torch.Tensor) -> None:
+    """Add ``delta`` ``(n_outputs,)`` to every output of ``module``.
+
+    Both variants end in :func:`mlp`, whose last layer's bias is the network's
+    intercept: shifting it moves every prediction, and everything computed from
+    the network afterwards (explanations, saved files), by ``delta``.
+    """
+    bias = module.dnn[-1].bias  # (n_outputs,)
+    bias += delta.to(bias.device, bias.dtype)  # (n_outputs,)
+
+
 class FiBiNET(nn.Module):
     """FiBiNET: embeddings, SENET, bilinear interactions, DNN, optional linear part.
 

@@ -13,8 +13,11 @@ from sklearn.utils.validation import _check_y, check_is_fitted
 
 from ._base import BaseFiBiNET
 from ._incremental import partial_fit as _partial_fit
+from ._network import shift_outputs
 
 LOSSES = ("squared_error", "absolute_error", "poisson")
+# rows the intercept is centred on at most (evenly spaced)
+_CENTRE_MAX_ROWS = 200_000
 
 
 class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
@@ -57,8 +60,10 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         keeps them apart instead, one bin each: at most ``n_bins`` of them, or
         at most 255 seen 20 times each on average (ages, counts, amounts from
         a short list), as ``HistGradientBoostingClassifier`` does.
-    embedding_dim : int, default=8
-        Width ``d`` of every field embedding.
+    embedding_dim : int, default=32
+        Width ``d`` of every field embedding. Wider than the classifier's 8:
+        with ``embedding_l2=1.0`` it lifted the held-out R^2 of the flight
+        delay benchmark from 0.17 to 0.22 (see the performance chapter).
     reduction_ratio : int, default=3
         SENET reduction: the hidden excitation layer has
         ``max(1, n_fields // reduction_ratio)`` units.
@@ -90,16 +95,18 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         Decoupled (AdamW) weight decay of the dense weights, the coarse tables
         shared by neighbouring numeric bins included; the code embedding table
         and the linear part (sparse, lazy Adam) are not decayed.
-    embedding_l2 : float, default=0.03
+    embedding_l2 : float, default=1.0
         L2 penalty on the per-code rows (the embedding table and the linear
         weights), applied where a batch touches a row and divided by the
         code's count in the training rows: the mini-batch aware regularisation
         of Zhou et al. (DIN, KDD 2018). Over an epoch every code is pulled
         towards 0 by about the same amount, which outweighs the data for codes
         seen a few times (ids) and hardly matters for frequent ones. 0 turns it
-        off. Tables of ids may want more: on flight delays (plane and flight
-        ids) R^2 rose from 0.168 to 0.200 at 1.0; on small data a strong
-        penalty also pulls the mean prediction down (600 rows: -20 % at 1.0).
+        off. The classifier's default is 0.03; on flight delays (plane and
+        flight ids) 1.0 with ``embedding_dim=32`` took R^2 from 0.168 to 0.225.
+        The rows it pulls towards 0 would pull the mean prediction down on
+        short fits; the intercept centred after training (see Notes)
+        restores it.
     batch_size : int, default=512
         Training mini-batch size; batches are reshuffled every epoch.
     max_epochs : int, default=20
@@ -208,6 +215,15 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
     --------
     FiBiNETClassifier : The classifier on the same network.
 
+    Notes
+    -----
+    After training, ``fit`` centres the intercept: it shifts the network's
+    output bias so that on the validation rows (the training rows without
+    early stopping) the weighted mean residual is 0 (``"squared_error"``), the
+    weighted median residual is 0 (``"absolute_error"``) or the predicted
+    total equals the observed one (``"poisson"``), the equations a converged
+    intercept solves. ``partial_fit`` does not.
+
     Examples
     --------
     >>> import numpy as np
@@ -233,7 +249,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         min_frequency=2,
         hash_buckets=None,
         n_bins=32,
-        embedding_dim=8,
+        embedding_dim=32,
         reduction_ratio=3,
         senet_activation="relu",
         bilinear_type="interaction",
@@ -244,7 +260,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         max_cross_cells=2000,
         learning_rate=1e-3,
         weight_decay=0.0,
-        embedding_l2=0.03,
+        embedding_l2=1.0,
         batch_size=512,
         max_epochs=20,
         early_stopping="auto",
@@ -359,6 +375,31 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
     def _monitor_callbacks(self) -> list:
         return [("early_stopping", self._early_stopping("valid_loss"))]
 
+    def _after_training(self, valid_ds, train_ds=None, broadcast=None) -> None:
+        """Centre the outputs on the targets: shift the network's intercept so
+        that on the validation rows (without early stopping, the training rows)
+        the weighted mean residual is 0 (``"squared_error"``), the weighted
+        median residual is 0 (``"absolute_error"``) or the predicted total
+        equals the observed one (``"poisson"``).
+
+        A fully trained model with an intercept satisfies these equations; a
+        fit stopped early, short, or with row penalties pulling rare codes
+        towards 0 (``embedding_l2``) can miss them (600 rows, 8 epochs, Poisson:
+        the mean prediction 13-20 % low).
+        """
+        rows = valid_ds if valid_ds is not None else train_ds
+        if rows is None or len(rows) == 0:
+            return
+        if len(rows) > _CENTRE_MAX_ROWS:  # evenly spaced rows, deterministic
+            pick = torch.linspace(0, len(rows) - 1, _CENTRE_MAX_ROWS).long()
+            rows = type(rows)(rows.codes[pick], rows.target[pick])
+        z = self.net_.forward(rows, training=False)[:, 0].double()  # (n,)
+        target = rows.target.double()  # (n, 2): target, weight
+        shift = _intercept_shift(z, target[:, 0], target[:, 1], self.loss)
+        if broadcast is not None:  # every process applies process 0's
+            shift = broadcast(shift)
+        shift_outputs(self.net_.module_, torch.tensor([shift]))
+
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on a chunk, continuing where the last call stopped.
@@ -453,6 +494,26 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         if self.loss == "poisson":
             return self.target_scale_ * np.exp(z)  # (n,)
         return self.target_offset_ + self.target_scale_ * z  # (n,)
+
+
+def _intercept_shift(z, target, weight, loss: str) -> float:
+    """The constant that, added to outputs ``z`` ``(n,)``, solves the intercept's
+    equation of ``loss`` on ``target`` ``(n,)`` with ``weight`` ``(n,)``."""
+    if float(weight.sum()) <= 0:
+        return 0.0
+    if loss == "poisson":  # sum w exp(z + c) = sum w y
+        observed = float((weight * target).sum())
+        predicted = float((weight * z.exp()).sum())
+        if observed <= 0 or not np.isfinite(predicted) or predicted <= 0:
+            return 0.0
+        return float(np.log(observed / predicted))
+    residual = (target - z).numpy()  # (n,)
+    if loss == "absolute_error":  # weighted median of the residuals
+        order = np.argsort(residual)
+        cumulative = np.cumsum(weight.numpy()[order])  # (n,)
+        middle = np.searchsorted(cumulative, 0.5 * cumulative[-1])
+        return float(residual[order][middle])
+    return float(np.average(residual, weights=weight.numpy()))
 
 
 def _scaled_targets(offset, scale, y):

@@ -187,3 +187,23 @@ def test_pipeline_transformed_target_and_grid_search(data):
     search.fit(X, y - y.min())
     assert search.best_estimator_.predict(X_test).shape == (len(X_test),)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "poisson"])
+def test_outputs_are_centred_on_the_training_targets(data, loss):
+    # without early stopping the intercept is centred on the training rows:
+    # the equation a converged intercept solves holds after a short fit too
+    (X, y), _ = data
+    y = np.exp(0.3 * y) if loss == "poisson" else y
+    weight = np.random.default_rng(2).uniform(0.5, 2.0, size=len(y))
+    reg = FiBiNETRegressor(**{**FAST, "max_epochs": 2}, loss=loss)
+    residual = y - reg.fit(X, y, sample_weight=weight).predict(X)
+    if loss == "squared_error":
+        assert abs(np.average(residual, weights=weight)) < 1e-4 * y.std()
+    elif loss == "absolute_error":  # a weighted median: half the weight each side
+        below = weight[residual < -1e-6].sum() / weight.sum()
+        above = weight[residual > 1e-6].sum() / weight.sum()
+        assert below <= 0.5 and above <= 0.5
+    else:
+        predicted = np.average(reg.predict(X), weights=weight)
+        assert_allclose(predicted, np.average(y, weights=weight), rtol=1e-5)
