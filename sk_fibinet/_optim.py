@@ -15,8 +15,9 @@ class SparseDenseAdamW(torch.optim.Optimizer):
     ``torch.optim.SparseAdam``'s arithmetic and state (its row merging replaced
     by a linear-time one, see ``_lazy_adam``), instead of zeroing, scattering
     into and stepping over the whole table every step; every other parameter
-    goes to ``torch.optim.AdamW`` (fused where the device supports it). Parameter groups flagged
-    ``{"sparse": True}`` go to the lazy optimizer, which applies no weight decay.
+    goes to ``torch.optim.AdamW`` (fused where the device supports it).
+    Parameter groups flagged ``{"sparse": True}`` go to the lazy optimizer,
+    which applies no weight decay.
     A sparse group may instead set ``row_l2`` (float) and ``row_scale`` (a
     ``(rows,)`` tensor): every row a batch touched then has
     ``row_l2 * row_scale[row] * weight[row]`` added to its gradient before the
@@ -131,9 +132,7 @@ class SparseDenseAdamW(torch.optim.Optimizer):
             if p.grad is None:
                 continue
             if not p.grad.is_sparse:
-                raise RuntimeError(
-                    "a sparse parameter group received a dense gradient"
-                )
+                raise RuntimeError("a sparse parameter group received a dense gradient")
             rows, grad = _merged_rows(p.grad)  # (k,), (k, *width)
             if rows.numel() == 0:
                 continue

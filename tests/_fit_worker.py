@@ -1,4 +1,5 @@
-"""Fits run in a child process by test_distributed.py and test_checkpoint.py.
+"""Fits run in a child process by test_distributed.py, test_checkpoint.py and
+test_stream_checkpoint.py (see kill_at_stall).
 
 ``python tests/_fit_worker.py ddp OUT_DIR`` is one process of a data-parallel fit
 (started with torchrun's environment variables); ``python tests/_fit_worker.py
@@ -10,7 +11,10 @@ checkpoint written within that epoch.
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,6 +71,32 @@ def ddp(out: Path) -> None:
 def checkpoint_file(directory: Path) -> Path:
     (path,) = directory.glob("fit-*.pt")
     return path
+
+
+def kill_at_stall(mode: str, directory: Path) -> None:
+    """Run this worker's ``mode`` ("checkpoint" or "stream") on ``directory`` in
+    a child process, SIGKILL it once it has written ``directory / "stalled"``
+    (within 120 s) and check that the kill is what ended it."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    root = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), mode, str(directory)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (directory / "stalled").exists():
+            assert child.poll() is None, child.communicate()[0].decode()[-2000:]
+            assert time.monotonic() < deadline, "the child never reached the stall"
+            time.sleep(0.1)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
 
 
 class Fail(Callback):

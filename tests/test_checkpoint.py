@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,34 +22,14 @@ from _fit_worker import (  # noqa: E402
     CountBatches,
     Fail,
     checkpoint_file,
+    kill_at_stall,
 )
 from conftest import FAST, make_mixed  # noqa: E402
-
-WORKER = Path(__file__).resolve().parent / "_fit_worker.py"
-ROOT = WORKER.parent.parent
 
 
 def test_fit_killed_mid_epoch_resumes_to_the_uninterrupted_model(tmp_path):
     X, y = make_mixed(CHECKPOINT_ROWS, seed=0)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    child = subprocess.Popen(
-        [sys.executable, str(WORKER), "checkpoint", str(tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "stalled").exists():
-            assert child.poll() is None, child.communicate()[0].decode()[-2000:]
-            assert time.monotonic() < deadline, "the child never reached the stall"
-            time.sleep(0.1)
-        child.send_signal(signal.SIGKILL)  # in the middle of epoch STALL_EPOCH
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == -signal.SIGKILL
+    kill_at_stall("checkpoint", tmp_path)  # in the middle of epoch STALL_EPOCH
     state = torch.load(checkpoint_file(tmp_path), weights_only=True)
     assert (state["epochs_done"], state["batches_done"]) == (STALL_EPOCH - 1, 0)
     assert not state["finished"]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,11 +26,9 @@ from _fit_worker import (  # noqa: E402
     CountBatches,
     Fail,
     checkpoint_file,
+    kill_at_stall,
 )
 from conftest import make_mixed  # noqa: E402
-
-WORKER = Path(__file__).resolve().parent / "_fit_worker.py"
-ROOT = WORKER.parent.parent
 
 
 def _write(path, n_rows=1_200, seed=0, regression=False):
@@ -73,25 +68,7 @@ def _assert_same_fit(resumed, uninterrupted, X):
 
 def test_streamed_fit_killed_mid_epoch_resumes_to_the_uninterrupted_model(tmp_path):
     path = _write(tmp_path / "train.parquet")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    child = subprocess.Popen(
-        [sys.executable, str(WORKER), "stream", str(tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "stalled").exists():
-            assert child.poll() is None, child.communicate()[0].decode()[-2000:]
-            assert time.monotonic() < deadline, "the child never reached the stall"
-            time.sleep(0.1)
-        child.send_signal(signal.SIGKILL)  # within epoch 2, after its batch 8
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == -signal.SIGKILL
+    kill_at_stall("stream", tmp_path)  # within epoch 2, after its batch 8
     directory = tmp_path / "checkpoints"
     state = torch.load(checkpoint_file(directory), weights_only=True)
     epoch, batch = STREAM_STALL
