@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from sklearn.inspection import permutation_importance
@@ -37,32 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from criteo_like import make_criteo_like  # noqa: E402
 
 from sk_fibinet import FiBiNETClassifier  # noqa: E402
+from sk_fibinet.datasets import make_signal_and_noise  # noqa: E402
 
 N_SIGNAL = 6
-
-
-def make_data(n_rows: int, seed: int):
-    """Signal in the ``sig_*`` columns, none in the ``noise_*`` columns."""
-    rng = np.random.default_rng(seed)
-    letters = list("abcdefgh")
-    cols = {}
-    for k in range(4):
-        cols[f"sig_cat{k}"] = pd.Series(rng.choice(letters, n_rows), dtype="str")
-    for k in range(2):
-        cols[f"sig_num{k}"] = rng.normal(size=n_rows)
-    for k in range(5):
-        cols[f"noise_cat{k}"] = pd.Series(rng.choice(letters, n_rows), dtype="str")
-    for k in range(3):
-        cols[f"noise_num{k}"] = rng.normal(size=n_rows)
-    X = pd.DataFrame(cols)
-    logit = (
-        sum(X[f"sig_cat{k}"].isin(["a", "b", "c"]).astype(float) for k in range(4))
-        + X["sig_num0"]
-        - X["sig_num1"]
-        - 1.5
-    )
-    y = (logit + 0.5 * rng.logistic(size=n_rows) > 0).astype(int).to_numpy()
-    return X, y
 
 
 def signal_in_top(scores: pd.Series) -> int:
@@ -88,7 +64,7 @@ def signal_table(n_rows: int, seeds):
     )
     print("|---|---|---|---|---|---|")
     for seed in seeds:
-        X, y = make_data(n_rows, seed)
+        X, y = make_signal_and_noise(n_rows, random_state=seed)
         X_tr, X_te, y_tr, y_te = train_test_split(
             X, y, test_size=0.25, random_state=seed, stratify=y
         )

@@ -18,6 +18,7 @@ from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, load_model, save_mod
 from sk_fibinet._explain import Replacer, coalitions
 from sk_fibinet._fibinetpp import FiBiNetPP
 from sk_fibinet._network import FiBiNET, code_counts
+from sk_fibinet.datasets import make_signal_and_noise
 
 QUICK = {**FAST, "max_epochs": 2}
 
@@ -321,32 +322,8 @@ def test_a_pure_interaction_is_shared_by_its_two_columns():
 
 
 # -------------------------------------------------------------- importances
-def signal_and_noise(n, seed):
-    """6 signal columns (4 categorical, 2 numeric), 8 noise columns."""
-    rng = np.random.default_rng(seed)
-    letters = list("abcdefgh")
-    cols = {}
-    for k in range(4):
-        cols[f"sig_cat{k}"] = pd.Series(rng.choice(letters, n), dtype="str")
-    for k in range(2):
-        cols[f"sig_num{k}"] = rng.normal(size=n)
-    for k in range(5):
-        cols[f"noise_cat{k}"] = pd.Series(rng.choice(letters, n), dtype="str")
-    for k in range(3):
-        cols[f"noise_num{k}"] = rng.normal(size=n)
-    X = pd.DataFrame(cols)
-    logit = (
-        sum(X[f"sig_cat{k}"].isin(["a", "b", "c"]).astype(float) for k in range(4))
-        + X["sig_num0"]
-        - X["sig_num1"]
-        - 1.5
-    )
-    y = (logit + 0.5 * rng.logistic(size=n) > 0).astype(int).to_numpy()
-    return X, y
-
-
 def test_importances_rank_the_signal_columns_first():
-    X, y = signal_and_noise(5000, seed=0)
+    X, y = make_signal_and_noise(5000, random_state=0)
     clf = FiBiNETClassifier(**FAST).fit(X, y)
     importances = pd.Series(clf.feature_importances_, index=clf.feature_names_in_)
     assert (importances >= 0).all()
