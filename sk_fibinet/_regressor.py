@@ -222,7 +222,9 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
     early stopping) the weighted mean residual is 0 (``"squared_error"``), the
     weighted median residual is 0 (``"absolute_error"``) or the predicted
     total equals the observed one (``"poisson"``), the equations a converged
-    intercept solves. ``partial_fit`` does not.
+    intercept solves. ``partial_fit`` does not, nor does a fit streamed from a
+    :class:`ParquetSource` without early stopping (it holds no rows to centre
+    on).
 
     Examples
     --------
