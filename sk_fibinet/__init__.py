@@ -1,7 +1,7 @@
 """sk_fibinet: scikit-learn FiBiNET estimators for tabular and CTR data."""
 
 from ._classifier import FiBiNETClassifier
-from ._incremental import UnknownCategoryWarning
+from ._sources import UnknownCategoryWarning
 from ._malloc import tune_malloc
 from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor

@@ -24,20 +24,13 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_consistent_length,
-    check_is_fitted,
-    validate_data,
-)
-from skorch.callbacks import EarlyStopping, ProgressBar
-from skorch.helper import predefined_split
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping
 
-from . import _checkpoint, _distributed
-from ._encoding import FieldEncoder, is_polars_frame, polars_to_pandas
+from ._encoding import is_polars_frame, polars_to_pandas
+from ._engine import train
 from ._explain import (
     N_PERMUTATIONS,
     Replacer,
@@ -48,7 +41,7 @@ from ._explain import (
     shapley_values,
 )
 from ._fibinetpp import FiBiNetPP
-from ._network import BILINEAR_TYPES, FiBiNET, code_counts
+from ._network import BILINEAR_TYPES, FiBiNET
 from ._optim import SparseDenseAdamW
 from ._skorch import (
     _PREDICT_BATCH_SIZE,
@@ -56,12 +49,16 @@ from ._skorch import (
     _CodesDataset,
     _eval_mode,
     _FiBiNETNet,
-    _rng_devices,
     _row_losses,
     _silent,
-    _StopOnNonFinite,
 )
-from ._streaming import ParquetSource, fit_source, forward_source, predict_to_parquet
+from ._sources import FrameSource
+from ._streaming import (
+    ParquetSource,
+    StreamSource,
+    forward_source,
+    predict_to_parquet,
+)
 
 # Rows per chunk for field weights and interaction strengths, which build
 # (chunk, pairs, hidden) tensors: 400 MB at 1,024 rows, 40 fields, 128 hidden.
@@ -73,9 +70,6 @@ _INSPECT_BATCH_SIZE = 1024
 _LINEAR_LR_SCALE = 10.0
 # The tables with one row per code, in code order: embedding_l2 applies to them
 _PER_CODE_TABLES = ("embedding.embedding.weight", "linear.weight")
-# A pair of fields is crossed only if its combinations could get this many
-# training rows each on average; below that the weights would memorise rows.
-_CROSS_MIN_ROWS_PER_CELL = 4
 
 
 def _check_device(device):
@@ -393,156 +387,34 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             Fitted estimator.
         """
         if isinstance(X, ParquetSource):
-            return fit_source(
-                self,
-                X,
-                y,
-                sample_weight,
-                device=_check_device(self.device),
-                hidden=self._hidden_sizes(),
-                min_rows_per_cell=_CROSS_MIN_ROWS_PER_CELL,
-            )
-        device = _check_device(self.device)
-        processes, device = _distributed.start(self.distributed, device)
-        hidden = self._hidden_sizes()
-        X = self._validate_X(X, reset=True)
-        y = self._validate_y(y)
-        check_consistent_length(X, y)
-        weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        target, weight = self._prepare_targets(y, weight)
-        if not weight.sum() > 0:
-            raise ValueError(f"{self._weight_name} sums to zero.")
-        weight = weight / weight.mean()
+            source = StreamSource(X, y, sample_weight)
+        else:
+            source = FrameSource(X, y, sample_weight)
+        return train(self, source)
 
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        if processes is not None:  # random_state=None draws one per process
-            seed = processes.broadcast_seed(seed)
+    def _device(self) -> torch.device:
+        return _check_device(self.device)
 
-        self.encoder_ = FieldEncoder(
-            categorical_features=self.categorical_features,
-            min_frequency=self.min_frequency,
-            n_bins=self.n_bins,
-            hash_buckets=self.hash_buckets,
-        )
-        if not isinstance(X, pd.DataFrame) and isinstance(
-            self.categorical_features, str
-        ):
-            self.encoder_.categorical_features = None  # "auto" on an array: numeric
-        codes = torch.from_numpy(self.encoder_.fit_transform(X))  # (n, F) int64
-        target_weight = torch.from_numpy(
-            np.column_stack([target, weight]).astype(np.float32)
-        )  # (n, 2)
-        checkpoint = None
-        if processes is not None or self.checkpoint_dir is not None:
-            fingerprint = _checkpoint.fingerprint(self, codes, target_weight)
-            if processes is not None:
-                processes.check_same(fingerprint)
-            if self.checkpoint_dir is not None:
-                checkpoint = _checkpoint.open_checkpoint(
-                    self,
-                    self.checkpoint_dir,
-                    fingerprint,
-                    seed,
-                    processes,
-                    every_n_batches=self._checkpoint_every_n_batches,
-                )
-                seed = checkpoint.header["seed"]  # a resumed fit keeps its split
+    def __sklearn_is_fitted__(self) -> bool:
+        # a fit sets its state only once it has completed (``_engine._commit``)
+        return hasattr(self, "n_iter_")
 
-        n_samples = codes.shape[0]
-        early = self.early_stopping
-        if early == "auto":
-            early = n_samples >= 1_000
-        callbacks = list(self.callbacks or [])
-        train_split = None
-        train_ds = _CodesDataset(codes, target_weight)
-        valid_ds = None
-        if early:
-            n_valid = int(np.ceil(self.validation_fraction * n_samples))
-            if n_valid < 1 or n_samples - n_valid < 1:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no "
-                    f"training or validation data for {n_samples} samples; use "
-                    "early_stopping=False."
-                )
-            try:
-                tr, va = train_test_split(
-                    np.arange(n_samples),
-                    test_size=self.validation_fraction,
-                    stratify=self._stratify(target),
-                    random_state=seed,
-                )
-            except ValueError:  # too few samples per class to stratify
-                tr, va = train_test_split(
-                    np.arange(n_samples),
-                    test_size=self.validation_fraction,
-                    random_state=seed,
-                )
-            tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
-            train_ds = _CodesDataset(codes[tr], target_weight[tr])
-            valid_ds = _CodesDataset(codes[va], target_weight[va])
-            train_split = predefined_split(valid_ds)
-            callbacks += self._monitor_callbacks()
-        callbacks.append(("stop_on_non_finite", _StopOnNonFinite()))
-        if self.verbose >= 2:  # a bar within each epoch (tqdm, via skorch)
-            callbacks.append(("progress_bar", ProgressBar(postfix_keys=["train_loss"])))
-        if processes is not None:
-            callbacks = _distributed.add_callbacks(callbacks, processes)
-        if checkpoint is not None:  # last: it saves what the others have updated
-            callbacks.append(("checkpoint", checkpoint))
-
-        cross_cells = 0
-        linear = self.linear and self.variant == "fibinet"
-        if linear:  # crosses need rows per combination to learn from
-            cross_cells = min(
-                self.max_cross_cells, len(train_ds) // _CROSS_MIN_ROWS_PER_CELL
-            )
-        counts = code_counts(train_ds.codes, self.encoder_.cardinalities_)  # (R,)
-        self.net_ = self._build_net(
-            encoder=self.encoder_,
-            hidden=hidden,
-            n_outputs=self._n_outputs(),
-            cross_cells=cross_cells,
-            device=device,
-            train_split=train_split,
-            callbacks=callbacks,
-            seed=seed,
-            code_counts=counts,
-        )
-        _distributed.attach(self.net_, processes)
-        try:
-            # manual_seed reseeds the CPU and every CUDA generator: restore them all
-            with torch.random.fork_rng(devices=_rng_devices()):
-                torch.manual_seed(seed)
-                self.net_.fit(train_ds, None)
-        finally:
-            _distributed.detach(self.net_)  # no process group in the fitted net
-        self.n_iter_ = len(self.net_.history)
-        self.net_.module_.fill_untrained_rows(counts=counts)
-        self._after_training(
-            valid_ds,
-            train_ds=train_ds,
-            broadcast=None if processes is None else processes.broadcast_float,
-        )
-        self.senet_weights_ = self._field_weights(_CodesDataset(codes), mean=True)
-        self._learn_explanations(train_ds, valid_ds, seed, counts)
-        return self
-
-    def _learn_explanations(self, train_ds, valid_ds, seed: int, counts) -> None:
+    def _learn_explanations(
+        self, train_ds, valid_ds, seed: int, counts, *, n_train: int, n_epochs: int
+    ) -> None:
         """``feature_importances_`` and ``explain_base_value_`` (see _explain.py).
 
         Field ablation on the validation rows (the training rows without them),
         a random subset of at most :func:`~._explain.importance_rows` rows;
         ``counts`` ``(n_codes,)``: the training codes' counts, which the field
-        references average over.
+        references average over; ``n_train`` rows trained ``n_epochs`` epochs
+        in this call size the budget of rows.
         """
         n_fields = len(self.encoder_.cardinalities_)
         self._code_counts = counts.to(torch.float64)  # (R,)
         replacer = self._replacer()
         rows = train_ds if valid_ds is None else valid_ds
-        n_rows = importance_rows(len(rows), len(train_ds), self.n_iter_, n_fields)
+        n_rows = importance_rows(len(rows), n_train, n_epochs, n_fields)
         if n_rows < len(rows):
             generator = torch.Generator().manual_seed(seed)
             pick = torch.randperm(len(rows), generator=generator)[:n_rows]  # (m,)

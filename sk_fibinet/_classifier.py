@@ -21,7 +21,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFiBiNET
-from ._incremental import partial_fit as _partial_fit
+from ._engine import train
+from ._sources import ChunkSource
 from ._skorch import _fit_temperature, _logits_to_proba, _ValidScore
 
 # With temperature calibration, early stopping watches the calibrated
@@ -490,7 +491,8 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         not used (pickle the estimator between chunks: it continues exactly),
         and ``distributed=True`` is refused.
         """
-        return _partial_fit(self, X, y, classes=classes, sample_weight=sample_weight)
+        source = ChunkSource(X, y, classes=classes, sample_weight=sample_weight)
+        return train(self, source, continue_net=hasattr(self, "net_"))
 
     def _loss_input(self, z):
         return z / self.temperature_  # (n, n_outputs): calibrated logits

@@ -30,6 +30,7 @@ from ._base import BaseFiBiNET, _check_device
 from ._classifier import FiBiNETClassifier
 from ._encoding import FieldEncoder, resolve_hash_buckets
 from ._regressor import FiBiNETRegressor
+from ._engine import _trained_params
 from ._skorch import _rng_devices
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
@@ -532,6 +533,8 @@ def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
         train_split=None,
         callbacks=[],
         seed=int(network["shuffle_seed"]),
+        # the row penalty of embedding_l2 for a later partial_fit
+        code_counts=payload["code_counts"] if "code_counts" in payload else None,
     )
     # initialize() draws random initial weights: keep the caller's RNG untouched
     with torch.random.fork_rng(devices=_rng_devices()):
@@ -563,6 +566,7 @@ def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
         base = _float_array(payload["explain_base_value"])
         model.explain_base_value_ = float(base[0]) if base.size == 1 else base
         model._code_counts = payload["code_counts"].to(torch.float64)
+    model._trained_params = _trained_params(model)  # for a later partial_fit
     if isinstance(model, FiBiNETClassifier):
         model.classes_ = _array_from_plain(payload["classes"])
         model.temperature_ = float(payload["temperature"])

@@ -12,7 +12,8 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_y, check_is_fitted
 
 from ._base import BaseFiBiNET
-from ._incremental import partial_fit as _partial_fit
+from ._engine import train
+from ._sources import ChunkSource
 from ._network import shift_outputs
 
 LOSSES = ("squared_error", "absolute_error", "poisson")
@@ -440,7 +441,8 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         is refused. See :meth:`FiBiNETClassifier.partial_fit` for what the
         first call fixes and what later chunks can change.
         """
-        return _partial_fit(self, X, y, sample_weight=sample_weight)
+        source = ChunkSource(X, y, sample_weight=sample_weight)
+        return train(self, source, continue_net=hasattr(self, "net_"))
 
     def _explain_units(self) -> tuple[float, float]:
         if self.loss == "poisson":  # the log link: log(predict) = log(scale) + z

@@ -41,19 +41,13 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import ProgressBar
-from skorch.helper import predefined_split
 
-from . import _distributed, _stream_checkpoint
-from ._encoding import (
-    FieldEncoder,
-    _numeric_values,
-    category_counts,
-    resolve_categorical_mask,
-)
-from ._skorch import _CodesDataset, _rng_devices, _StopOnNonFinite
+from . import _stream_checkpoint
+from ._encoding import _numeric_values, category_counts, resolve_categorical_mask
+from ._engine import Encoded
+from ._skorch import _CodesDataset
+from ._sources import make_encoder
 
 # Category counts of this many batches are summed at once (summing each batch
 # into the running totals re-hashes the whole vocabulary every time).
@@ -414,7 +408,7 @@ class _StreamDataset(torch.utils.data.IterableDataset):
                 is_valid = torch.from_numpy(u < self.valid_frac)  # (k,)
                 self.valid.codes = codes[is_valid]
                 self.valid.target = target[is_valid]
-                self.kept = _CodesDataset(codes, target)
+                self.kept.codes, self.kept.target = codes, target
 
 
 class _StreamBatches:
@@ -523,11 +517,7 @@ def _learn_encoding(
     )
     if statistics is not None:
         stats = map(statistics.update, stats)
-    encoder = FieldEncoder(
-        categorical_features=estimator.categorical_features,
-        min_frequency=estimator.min_frequency,
-        n_bins=estimator.n_bins,
-    )._fit_stats(names, mask, stats)
+    encoder = make_encoder(estimator, is_frame=True)._fit_stats(names, mask, stats)
     target_stats = pd.concat(target_stats).groupby(level=0).sum()
     if statistics is not None:
         statistics.update(target_stats)
@@ -539,129 +529,109 @@ def _concat_values(values: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(values) if values else np.empty(0)
 
 
-def fit_source(
-    estimator, source, y, sample_weight, *, device, hidden, min_rows_per_cell
-):
-    """``fit`` on a :class:`ParquetSource`: the streamed counterpart of ``fit``.
+class StreamSource:
+    """A :class:`ParquetSource` as the training engine reads it (``fit(source)``).
 
-    Same structure as the in-memory fit (encoder, targets, validation split,
-    callbacks, net, training, calibration, importances) with the rows read
-    from the source; returns the fitted estimator.
+    The first pass (``_learn_encoding``) learns the encoder and the targets'
+    encoding; the held-out rows are chosen by a seeded hash of the row
+    position and filled during the first epoch, with a sample of all rows
+    for the explanations (see the module docstring).
     """
-    if y is not None:
-        raise ValueError(
-            "y must be None when X is a ParquetSource: the target is the "
-            "source's target column, ParquetSource(..., target='name')."
-        )
-    if sample_weight is not None:
-        raise ValueError("sample_weight is not supported with a ParquetSource.")
-    if source.target is None:
-        raise ValueError(
-            "To fit on a ParquetSource, name its target column: "
-            "ParquetSource(data, target='name')."
-        )
-    if getattr(estimator, "distributed", False):
-        raise ValueError(
-            "distributed=True is not supported with a ParquetSource yet; fit a "
-            "DataFrame, or leave it at its default."
-        )
-    if source.shuffle_buffer < estimator.batch_size:
-        raise ValueError(
-            f"The source's shuffle_buffer={source.shuffle_buffer} is smaller than "
-            f"batch_size={estimator.batch_size}; raise shuffle_buffer."
-        )
-    n_rows = source.n_rows
-    if n_rows == 0:
-        raise ValueError("The Parquet source has 0 rows; at least 1 is required.")
-    rng = check_random_state(estimator.random_state)
-    seed = int(rng.randint(np.iinfo(np.int32).max))
-    validate_data(
-        estimator,
-        source._empty_frame(source.feature_names),
-        reset=True,
-        skip_check_array=True,
-    )  # n_features_in_, feature_names_in_
 
-    early = estimator.early_stopping
-    if early == "auto":
-        early = n_rows >= 1_000
-    keep_frac = min(1.0, source.max_validation_rows / n_rows)
-    valid_frac = min(estimator.validation_fraction, keep_frac) if early else 0.0
-    checkpoint = statistics = None
-    if getattr(estimator, "checkpoint_dir", None) is not None:
-        checkpoint = _stream_checkpoint.open_source_checkpoint(estimator, source, seed)
-        seed = checkpoint.header["seed"]  # a resumed fit keeps its split and sample
-        statistics = _stream_checkpoint.StatisticsDigest()
-    encoder, target_stats, n_valid = _learn_encoding(
-        estimator, source, seed=seed, valid_frac=valid_frac, statistics=statistics
-    )
-    if checkpoint is not None:
-        _stream_checkpoint.check_statistics(checkpoint, statistics.hexdigest())
-    estimator.encoder_ = encoder
-    targets = estimator._targets_from_stats(target_stats)
-    if early and (n_valid < 1 or n_rows - n_valid < 1):
-        raise ValueError(
-            f"validation_fraction={estimator.validation_fraction} leaves no "
-            f"training or validation data for {n_rows} samples; use "
-            "early_stopping=False."
-        )
-    stream = _StreamDataset(
-        source,
-        encoder,
-        targets,
-        seed=seed,
-        valid_frac=valid_frac,
-        keep_frac=keep_frac,
-        n_train=n_rows - n_valid,
-    )
-    callbacks = list(estimator.callbacks or [])
-    train_split = None
-    valid_ds = None
-    if early:
-        valid_ds = stream.valid  # filled during the first epoch's training pass
-        train_split = predefined_split(valid_ds)
-        callbacks += estimator._monitor_callbacks()
-    callbacks.append(("stop_on_non_finite", _StopOnNonFinite()))
-    if estimator.verbose >= 2:
-        callbacks.append(("progress_bar", ProgressBar(postfix_keys=["train_loss"])))
-    if checkpoint is not None:  # last: it saves what the others have updated
-        callbacks.append(("checkpoint", checkpoint))
+    epochs = None  # max_epochs, or until early stopping
+    can_hold_out = True
 
-    cross_cells = 0
-    if estimator.linear and estimator.variant == "fibinet":
-        cross_cells = min(
-            estimator.max_cross_cells, stream.n_train // min_rows_per_cell
+    def __init__(self, source, y=None, sample_weight=None):
+        self.source, self.y, self.sample_weight = source, y, sample_weight
+
+    def check(self, model, *, first: bool = True) -> None:
+        source = self.source
+        if self.y is not None:
+            raise ValueError(
+                "y must be None when X is a ParquetSource: the target is the "
+                "source's target column, ParquetSource(..., target='name')."
+            )
+        if self.sample_weight is not None:
+            raise ValueError("sample_weight is not supported with a ParquetSource.")
+        if source.target is None:
+            raise ValueError(
+                "To fit on a ParquetSource, name its target column: "
+                "ParquetSource(data, target='name')."
+            )
+        if model.distributed:
+            raise ValueError(
+                "distributed=True is not supported with a ParquetSource yet; fit a "
+                "DataFrame, or leave it at its default."
+            )
+        if source.shuffle_buffer < model.batch_size:
+            raise ValueError(
+                f"The source's shuffle_buffer={source.shuffle_buffer} is smaller "
+                f"than batch_size={model.batch_size}; raise shuffle_buffer."
+            )
+        self.n_rows = source.n_rows
+        if self.n_rows == 0:
+            raise ValueError("The Parquet source has 0 rows; at least 1 is required.")
+        validate_data(
+            model,
+            source._empty_frame(source.feature_names),
+            reset=True,
+            skip_check_array=True,
+        )  # n_features_in_, feature_names_in_
+
+    def open_checkpoint(self, model, seed: int, processes):
+        self.statistics = None
+        if model.checkpoint_dir is None:
+            return None
+        self.statistics = _stream_checkpoint.StatisticsDigest()
+        return _stream_checkpoint.open_source_checkpoint(model, self.source, seed)
+
+    def encode(self, model, *, seed: int, hold_out: bool, checkpoint) -> Encoded:
+        source, n_rows = self.source, self.n_rows
+        keep_frac = min(1.0, source.max_validation_rows / n_rows)
+        valid_frac = min(model.validation_fraction, keep_frac) if hold_out else 0.0
+        encoder, target_stats, n_valid = _learn_encoding(
+            model, source, seed=seed, valid_frac=valid_frac, statistics=self.statistics
         )
-    if estimator.embedding_l2:
-        # embedding_l2 divides by each code's training count: one read-only
-        # pass (encoding runs some 40x faster than training) counts them first
-        stream.scan()
-    estimator.net_ = estimator._build_net(
-        encoder=encoder,
-        hidden=hidden,
-        n_outputs=estimator._n_outputs(),
-        cross_cells=cross_cells,
-        device=device,
-        train_split=train_split,
-        callbacks=callbacks,
-        seed=seed,
-        code_counts=stream.code_counts,
-    )
-    try:
-        with torch.random.fork_rng(devices=_rng_devices()):
-            torch.manual_seed(seed)
-            estimator.net_.fit(stream, None)
-    finally:
-        _distributed.detach(estimator.net_)  # a later partial_fit writes no checkpoint
-    if checkpoint is not None and checkpoint.resumed_finished_:
-        stream.scan()  # no epoch ran: read the rows the first epoch would have
-    estimator.n_iter_ = len(estimator.net_.history)
-    estimator.net_.module_.fill_untrained_rows(counts=stream.code_counts)
-    estimator._after_training(valid_ds)
-    estimator.senet_weights_ = estimator._field_weights(stream.kept, mean=True)
-    # importances on the held-out rows, or on the sample of all rows without them
-    estimator._learn_explanations(stream.kept, valid_ds, seed, stream.code_counts)
-    return estimator
+        if checkpoint is not None:
+            _stream_checkpoint.check_statistics(
+                checkpoint, self.statistics.hexdigest()
+            )
+        targets = model._targets_from_stats(target_stats)
+        if hold_out and (n_valid < 1 or n_rows - n_valid < 1):
+            raise ValueError(
+                f"validation_fraction={model.validation_fraction} leaves no "
+                f"training or validation data for {n_rows} samples; use "
+                "early_stopping=False."
+            )
+        stream = _StreamDataset(
+            source,
+            encoder,
+            targets,
+            seed=seed,
+            valid_frac=valid_frac,
+            keep_frac=keep_frac,
+            n_train=n_rows - n_valid,
+        )
+
+        def counts():
+            stream.scan()  # one read-only pass, if no epoch has run
+            return stream.code_counts
+
+        def after_fit():
+            if checkpoint is not None and checkpoint.resumed_finished_:
+                stream.scan()  # no epoch ran: read the rows the first would have
+
+        return Encoded(
+            encoder=encoder,
+            train=stream,
+            n_train=stream.n_train,
+            valid=stream.valid if hold_out else None,  # filled by the first pass
+            kept=stream.kept,  # filled by the first pass
+            explain_rows=stream.kept,
+            centre_rows=None,
+            counts=counts,
+            after_fit=after_fit,
+        )
 
 
 def _check_source_columns(estimator, source, extra=()) -> list[str]:

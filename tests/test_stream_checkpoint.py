@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 import sys
@@ -124,17 +125,16 @@ def test_a_fit_without_random_state_resumes_with_the_seed_it_drew(tmp_path):
     )
     with pytest.raises(RuntimeError, match="interrupted"):
         interrupted.fit(_source(path, **source))
+    # an interrupted fit keeps no fitted state: what it trained is in the file
+    assert not hasattr(interrupted, "encoder_")
+    saved = torch.load(checkpoint_file(tmp_path), weights_only=True)
+    # the resumed fit checks that its first pass gives the same digest
     resumed = FiBiNETClassifier(**params, checkpoint_dir=tmp_path)
-    resumed.fit(_source(path, **source))  # the first pass gives the same digest
-    j = resumed.encoder_.column_names_.index("amount")
-    assert_array_equal(
-        resumed.encoder_.bin_edges_[j], interrupted.encoder_.bin_edges_[j]
-    )
+    resumed.fit(_source(path, **source))
     assert len(list(tmp_path.glob("fit-*.pt"))) == 1
-    assert (
-        resumed.net_.history[0]["train_loss"]
-        == (interrupted.net_.history[0]["train_loss"])
-    )
+    assert resumed.net_.shuffle_seed == saved["seed"]
+    first_epoch = json.loads(saved["history"])[0]
+    assert resumed.net_.history[0]["train_loss"] == first_epoch["train_loss"]
 
 
 def test_a_finished_streamed_fit_is_restored_without_training(tmp_path):
