@@ -180,9 +180,7 @@ def _continue(model) -> None:
     before = getattr(model, "_trained_params", None)
     now = _trained_params(model)
     if before is not None:
-        changed = sorted(
-            k for k in now if k in before and not _same(now[k], before[k])
-        )
+        changed = sorted(k for k in now if k in before and not _same(now[k], before[k]))
         refused = [k for k in changed if k not in CONTINUABLE_PARAMS]
         if refused:
             listed = ", ".join(f"{k}={now[k]!r} (was {before[k]!r})" for k in refused)
@@ -281,7 +279,9 @@ def train(model, source, *, continue_net: bool = False):
                 new.max_cross_cells, data.n_train // CROSS_MIN_ROWS_PER_CELL
             )
         callbacks = _callbacks(
-            new, hold_out=data.valid is not None, processes=processes,
+            new,
+            hold_out=data.valid is not None,
+            processes=processes,
             checkpoint=checkpoint,
         )
         net = new._build_net(
@@ -346,5 +346,3 @@ def train(model, source, *, continue_net: bool = False):
 def seed_for_pass(seed: int, n_epochs: int) -> int:
     """A torch seed for the pass after ``n_epochs`` epochs, derived from ``seed``."""
     return int(np.random.SeedSequence([seed, n_epochs]).generate_state(1)[0])
-
-

@@ -234,9 +234,7 @@ class ChunkSource:
 
     def encode(self, model, *, seed: int, hold_out: bool, checkpoint) -> Encoded:
         if self.first:
-            encoder = make_encoder(
-                model, is_frame=isinstance(self.frame, pd.DataFrame)
-            )
+            encoder = make_encoder(model, is_frame=isinstance(self.frame, pd.DataFrame))
             codes = encoder.fit_transform(self.frame)  # (n, F) int64
         else:
             encoder = model.encoder_

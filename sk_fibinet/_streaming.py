@@ -593,9 +593,7 @@ class StreamSource:
             model, source, seed=seed, valid_frac=valid_frac, statistics=self.statistics
         )
         if checkpoint is not None:
-            _stream_checkpoint.check_statistics(
-                checkpoint, self.statistics.hexdigest()
-            )
+            _stream_checkpoint.check_statistics(checkpoint, self.statistics.hexdigest())
         targets = model._targets_from_stats(target_stats)
         if hold_out and (n_valid < 1 or n_rows - n_valid < 1):
             raise ValueError(

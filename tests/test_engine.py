@@ -55,7 +55,9 @@ def _encoder_state(encoder) -> dict:
         "mask": encoder.categorical_mask_.tolist(),
         "cardinalities": list(encoder.cardinalities_),
         "hashed": list(encoder.hash_buckets_),
-        "vocabularies": [None if v is None else v.tolist() for v in encoder.vocabularies_],
+        "vocabularies": [
+            None if v is None else v.tolist() for v in encoder.vocabularies_
+        ],
         "edges": [None if e is None else e.tolist() for e in encoder.bin_edges_],
     }
 
