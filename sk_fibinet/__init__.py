@@ -1,10 +1,10 @@
 """sk_fibinet: scikit-learn FiBiNET estimators for tabular and CTR data."""
 
 from ._classifier import FiBiNETClassifier
-from ._sources import UnknownCategoryWarning
 from ._malloc import tune_malloc
 from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor
+from ._sources import UnknownCategoryWarning
 from ._streaming import ParquetSource
 
 __version__ = "0.1.0"

@@ -22,8 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFiBiNET
 from ._engine import train
-from ._sources import ChunkSource
 from ._skorch import _fit_temperature, _logits_to_proba, _ValidScore
+from ._sources import ChunkSource
 
 # With temperature calibration, early stopping watches the calibrated
 # validation loss (False: the raw one, for comparisons).

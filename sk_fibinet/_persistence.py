@@ -29,8 +29,8 @@ from skorch.history import History
 from ._base import BaseFiBiNET, _check_device
 from ._classifier import FiBiNETClassifier
 from ._encoding import FieldEncoder, resolve_hash_buckets
-from ._regressor import FiBiNETRegressor
 from ._engine import _trained_params
+from ._regressor import FiBiNETRegressor
 from ._skorch import _rng_devices
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"

@@ -13,8 +13,8 @@ from sklearn.utils.validation import _check_y, check_is_fitted
 
 from ._base import BaseFiBiNET
 from ._engine import train
-from ._sources import ChunkSource
 from ._network import shift_outputs
+from ._sources import ChunkSource
 
 LOSSES = ("squared_error", "absolute_error", "poisson")
 # rows the intercept is centred on at most (evenly spaced)
