@@ -330,7 +330,7 @@ class TargetStatistics:
         """
         n = len(frame)
         y = np.asarray(target, dtype=np.float64)
-        y = y.reshape(n, -1) if y.ndim == 1 else y  # (n, k)
+        y = y.reshape(-1, 1) if y.ndim == 1 else y  # (n, k)
         if y.ndim != 2 or y.shape[0] != n:
             raise ValueError(f"target must have {n} rows, got shape {y.shape}.")
         if self._n_targets is None:

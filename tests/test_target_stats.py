@@ -82,9 +82,9 @@ def test_three_chunks_equal_one_update(smooth):
     # One update over category dtypes (in memory) ...
     whole = TargetStatistics(["u", "v"], [("u", "v")], smooth=smooth, seed=3)
     whole.update(X.astype("category"), y, w, positions)
-    # ... against three chunks with text dtypes, out of order (as a stream).
+    # ... against three chunks (and an empty one) with text dtypes, out of order.
     chunked = TargetStatistics(["u", "v"], [("u", "v")], smooth=smooth, seed=3)
-    for part in (slice(350, 600), slice(0, 100), slice(100, 350)):
+    for part in (slice(350, 600), slice(0, 100), slice(100, 100), slice(100, 350)):
         chunked.update(X.iloc[part].astype("str"), y[part], w[part], positions[part])
     assert_array_equal(
         chunked.out_of_fold(X, positions).to_numpy(),
