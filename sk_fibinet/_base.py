@@ -52,7 +52,7 @@ from ._skorch import (
     _row_losses,
     _silent,
 )
-from ._sources import FrameSource
+from ._sources import FrameSource, with_statistics
 from ._streaming import (
     ParquetSource,
     StreamSource,
@@ -143,6 +143,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         "variant": [StrOptions({"fibinet", "fibinet++"})],
         "distributed": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
+        "target_stats": [StrOptions({"auto"}), None],
     }
 
     # What the error names when the (adjusted) sample weights sum to zero.
@@ -184,6 +185,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         variant="fibinet",
         distributed=False,
         checkpoint_dir=None,
+        target_stats=None,
     ):
         self.categorical_features = categorical_features
         self.min_frequency = min_frequency
@@ -214,6 +216,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         self.variant = variant
         self.distributed = distributed
         self.checkpoint_dir = checkpoint_dir
+        self.target_stats = target_stats
 
     # ------------------------------------------------------------------ input
     def _validate_X(self, X, *, reset: bool):
@@ -287,7 +290,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         scaled target) and the weight of each row, before normalisation.
         """
 
-    def _target_stats(self, y) -> pd.Series:
+    def _target_summary(self, y) -> pd.Series:
         """Summary of one chunk of targets of a streamed fit.
 
         The summaries of all chunks are summed (aligned on their index) and
@@ -302,6 +305,11 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         as ``_prepare_targets`` would, weights scaled to mean 1 over all rows.
         """
         raise NotImplementedError
+
+    def _statistics_target(self, target: np.ndarray) -> np.ndarray:
+        """What target statistics average, ``(n, k)`` float, from the target
+        column ``_prepare_targets`` returned (the regressor's scaled target)."""
+        return np.asarray(target, dtype=np.float64)[:, None]  # (n, 1)
 
     @abstractmethod
     def _n_outputs(self) -> int:
@@ -427,7 +435,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             return losses * target[:, 1]  # (batch,)
 
         base, losses = ablation_losses(replacer, rows, row_loss)
-        self.feature_importances_ = normalised_importances(base, losses)  # (F,)
+        importances = normalised_importances(base, losses)  # (F,)
+        self.feature_importances_ = self._to_columns(importances)  # (n_features,)
         scale, offset = self._explain_units()
         value = offset + scale * replacer.base(n_fields).numpy()  # (n_outputs,)
         self.explain_base_value_ = float(value[0]) if value.size == 1 else value
@@ -507,7 +516,29 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     def _encode(self, X) -> _CodesDataset:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
+        statistics = getattr(self, "target_stats_", None)
+        if statistics is not None:  # of the training rows
+            X = with_statistics(
+                X, statistics.feature_names_, statistics.transform(X).to_numpy()
+            )
         return _CodesDataset(torch.from_numpy(self.encoder_.transform(X)))
+
+    def _to_columns(self, values: np.ndarray) -> np.ndarray:
+        """Per-field values ``(..., F)`` summed into the input columns
+        ``(..., n_features_in_)``: a target statistic counts for its column, a
+        pair's statistic half for each of its two columns."""
+        statistics = getattr(self, "target_stats_", None)
+        if statistics is None:
+            return values
+        names = list(self.encoder_.column_names_)
+        n_inputs = len(names) - len(statistics.feature_names_)
+        fold = np.zeros((len(names), n_inputs))  # (F, n_features)
+        fold[np.arange(n_inputs), np.arange(n_inputs)] = 1.0
+        for j, name in enumerate(statistics.feature_names_, start=n_inputs):
+            sources = statistics.sources_[name]
+            for source in sources:
+                fold[j, names.index(source)] += 1.0 / len(sources)
+        return values @ fold  # (..., n_features)
 
     def _forward(self, X) -> torch.Tensor:
         """The network's raw output for ``X``, ``(n_samples, n_outputs)``."""
@@ -590,9 +621,11 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         kept, weights = coalitions(n_fields, N_PERMUTATIONS, seed)
         phi = shapley_values(self._replacer(), dataset.codes, output, kept, weights)
         scale, _ = self._explain_units()
-        return pd.DataFrame(
-            sign * scale * phi, index=index, columns=self._column_names()
-        )
+        columns = self._column_names()
+        if getattr(self, "target_stats_", None) is not None:
+            phi = self._to_columns(phi)  # (n, n_features)
+            columns = columns[: phi.shape[1]]
+        return pd.DataFrame(sign * scale * phi, index=index, columns=columns)
 
     def field_weights(self, X) -> pd.DataFrame:
         """Per-row SENET field weights.

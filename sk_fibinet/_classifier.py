@@ -179,6 +179,16 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         Other data or parameters start a file of their own. A fit on a
         :class:`ParquetSource` also saves within epochs (its
         ``checkpoint_every_n_batches``).
+    target_stats : "auto" or None, default=None
+        Add cross-fitted target statistics of high-cardinality categorical
+        columns and of chosen pairs of them as numeric fields (what CatBoost
+        learns from IDs). ``"auto"`` picks DataFrame columns with more than 50
+        distinct values whose values mostly repeat, and pairs of them that
+        refine both columns (at most 12; see :doc:`/encoding`). The training
+        rows get out-of-fold statistics (5 folds), held-out rows and
+        predictions statistics of all training rows; ``partial_fit`` chunks
+        after the first get the statistics of the chunks before them. Not
+        with a :class:`ParquetSource` yet. None adds none.
 
     Attributes
     ----------
@@ -272,6 +282,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         variant="fibinet",
         distributed=False,
         checkpoint_dir=None,
+        target_stats=None,
     ):
         super().__init__(
             categorical_features=categorical_features,
@@ -303,6 +314,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             variant=variant,
             distributed=distributed,
             checkpoint_dir=checkpoint_dir,
+            target_stats=target_stats,
         )
         self.class_weight = class_weight
         self.calibration = calibration
@@ -341,7 +353,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             weight = weight * compute_sample_weight(self.class_weight, y)
         return y_index, weight
 
-    def _target_stats(self, y) -> pd.Series:
+    def _target_summary(self, y) -> pd.Series:
         return pd.Series(y, copy=False).value_counts()  # rows per label
 
     def _targets_from_stats(self, stats: pd.Series):
@@ -404,6 +416,13 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             )  # (n_classes,)
             weight = weight * per_class[target]
         return target, weight
+
+    def _statistics_target(self, target):
+        # binary: the rate of the positive class; multiclass: of every class
+        target = np.asarray(target, dtype=np.int64)
+        if self.classes_.size == 2:
+            return target[:, None].astype(np.float64)  # (n, 1)
+        return np.eye(self.classes_.size)[target]  # (n, n_classes)
 
     def _n_outputs(self) -> int:
         return 1 if self.classes_.size == 2 else self.classes_.size

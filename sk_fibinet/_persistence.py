@@ -338,6 +338,12 @@ def save_model(model: BaseFiBiNET, path) -> None:
 
     A ``random_state`` given as a ``RandomState`` instance is stored as None.
     """
+    if getattr(model, "target_stats_", None) is not None:
+        raise ValueError(
+            "save_model cannot store target statistics yet (target_stats="
+            f"{model.target_stats!r}); use pickle or joblib for this model, or "
+            "fit it with target_stats=None."
+        )
     format_name = next(
         (name for name, cls in _FORMATS.items() if isinstance(model, cls)), None
     )

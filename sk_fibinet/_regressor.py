@@ -174,6 +174,16 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         Other data or parameters start a file of their own. A fit on a
         :class:`ParquetSource` also saves within epochs (its
         ``checkpoint_every_n_batches``).
+    target_stats : "auto" or None, default=None
+        Add cross-fitted target statistics of high-cardinality categorical
+        columns and of chosen pairs of them as numeric fields (what CatBoost
+        learns from IDs). ``"auto"`` picks DataFrame columns with more than 50
+        distinct values whose values mostly repeat, and pairs of them that
+        refine both columns (at most 12; see :doc:`/encoding`). The training
+        rows get out-of-fold statistics (5 folds), held-out rows and
+        predictions statistics of all training rows; ``partial_fit`` chunks
+        after the first get the statistics of the chunks before them. Not
+        with a :class:`ParquetSource` yet. None adds none.
 
     Attributes
     ----------
@@ -277,6 +287,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         variant="fibinet",
         distributed=False,
         checkpoint_dir=None,
+        target_stats=None,
     ):
         super().__init__(
             categorical_features=categorical_features,
@@ -308,6 +319,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
             variant=variant,
             distributed=distributed,
             checkpoint_dir=checkpoint_dir,
+            target_stats=target_stats,
         )
         self.loss = loss
 
@@ -335,7 +347,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         self.target_offset_, self.target_scale_ = mean, std
         return (y - mean) / std, sample_weight
 
-    def _target_stats(self, y) -> pd.Series:
+    def _target_summary(self, y) -> pd.Series:
         y = np.asarray(y, dtype=np.float64)
         return pd.Series(
             {"n": y.size, "sum": y.sum(), "sum_sq": y @ y, "negative": (y < 0).sum()}

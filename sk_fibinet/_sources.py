@@ -23,10 +23,16 @@ from sklearn.utils.validation import (
 )
 
 from . import _checkpoint
-from ._encoding import OTHER_CODE, FieldEncoder
+from ._encoding import (
+    OTHER_CODE,
+    FieldEncoder,
+    category_counts,
+    resolve_categorical_mask,
+)
 from ._engine import Encoded
 from ._network import code_counts
 from ._skorch import _CodesDataset
+from ._target_stats import PairSketch, TargetStatistics, candidate_pairs, select_columns
 
 
 class UnknownCategoryWarning(UserWarning):
@@ -38,7 +44,7 @@ class UnknownCategoryWarning(UserWarning):
     """
 
 
-def make_encoder(model, *, is_frame: bool) -> FieldEncoder:
+def make_encoder(model, *, is_frame: bool, n_statistics: int = 0) -> FieldEncoder:
     """The (unfitted) field encoder of ``model``'s parameters.
 
     Parameters
@@ -48,13 +54,22 @@ def make_encoder(model, *, is_frame: bool) -> FieldEncoder:
     is_frame : bool
         Whether the data are a DataFrame (or a Parquet source); on an array,
         ``categorical_features="auto"`` means every column is numeric.
+    n_statistics : int, default=0
+        Numeric target-statistic columns appended after the input columns
+        (:func:`with_statistics`); a boolean ``categorical_features`` mask is
+        extended to them.
 
     Returns
     -------
     encoder : FieldEncoder
     """
+    categorical = model.categorical_features
+    if n_statistics and _is_bool_mask(categorical):
+        categorical = np.concatenate(
+            [np.asarray(categorical, dtype=bool), np.zeros(n_statistics, dtype=bool)]
+        )
     encoder = FieldEncoder(
-        categorical_features=model.categorical_features,
+        categorical_features=categorical,
         min_frequency=model.min_frequency,
         n_bins=model.n_bins,
         hash_buckets=model.hash_buckets,
@@ -62,6 +77,68 @@ def make_encoder(model, *, is_frame: bool) -> FieldEncoder:
     if not is_frame and isinstance(model.categorical_features, str):
         encoder.categorical_features = None  # "auto" on an array: numeric
     return encoder
+
+
+def _is_bool_mask(value) -> bool:
+    if value is None or isinstance(value, str):
+        return False
+    array = np.asarray(value)
+    return array.dtype == bool and array.ndim == 1
+
+
+# ------------------------------------------------------------ target statistics
+def plan_statistics(model, frame, seed: int):
+    """The target statistics ``model.target_stats`` asks for on ``frame``, or None.
+
+    ``frame`` holds the training rows (the held-out rows left out). Under
+    ``target_stats="auto"`` the categorical columns and column pairs are chosen
+    by :func:`~sk_fibinet._target_stats.select_columns` (more than 50 distinct
+    values, at least half of the rows sharing their value with another row; a
+    pair must refine both of its columns; at most 12 pairs). Only DataFrame
+    columns qualify.
+
+    Returns
+    -------
+    statistics : TargetStatistics or None
+        Not yet updated with any rows; None when no column qualifies.
+    """
+    if model.target_stats is None or not isinstance(frame, pd.DataFrame):
+        return None
+    names = [str(c) for c in frame.columns]
+    mask = resolve_categorical_mask(
+        model.categorical_features, list(frame.columns), list(frame.dtypes), True
+    )
+    counts = {
+        name: category_counts(frame.iloc[:, j])
+        for j, (name, is_cat) in enumerate(zip(names, mask, strict=True))
+        if is_cat
+    }
+    if not counts:
+        return None
+    columns, _ = select_columns(counts, len(frame))
+    pairs = candidate_pairs(columns)
+    summary = None
+    if pairs:
+        sketch = PairSketch(pairs)
+        sketch.update(frame)
+        summary = sketch.summary()
+    columns, pairs = select_columns(counts, len(frame), summary)
+    if not columns and not pairs:
+        return None
+    return TargetStatistics(columns, pairs, seed=seed)
+
+
+def with_statistics(frame, names, values) -> pd.DataFrame:
+    """``frame`` with the statistic columns ``names`` (values ``(n, k)``) appended."""
+    clash = [n for n in names if n in set(map(str, frame.columns))]
+    if clash:
+        raise ValueError(
+            f"X has columns named like target statistics ({clash}); rename them "
+            "or set target_stats=None."
+        )
+    stats = pd.DataFrame(np.asarray(values, dtype=np.float64), columns=names)
+    stats.index = frame.index
+    return pd.concat([frame, stats], axis=1)
 
 
 def _target_weight(target, weight) -> torch.Tensor:
@@ -101,7 +178,7 @@ class FrameSource:
         if not weight.sum() > 0:
             raise ValueError(f"{model._weight_name} sums to zero.")
         weight = weight / weight.mean()
-        self.frame, self.target = X, target
+        self.frame, self.target, self.weight = X, target, weight
         self.target_weight = _target_weight(target, weight)  # (n, 2)
         self.n_rows = int(self.target_weight.shape[0])
 
@@ -125,13 +202,21 @@ class FrameSource:
         )
 
     def encode(self, model, *, seed: int, hold_out: bool, checkpoint) -> Encoded:
-        encoder = make_encoder(model, is_frame=isinstance(self.frame, pd.DataFrame))
-        codes = torch.from_numpy(encoder.fit_transform(self.frame))  # (n, F) int64
-        target_weight = self.target_weight
+        frame, target_weight = self.frame, self.target_weight
+        tr = va = None
+        if hold_out:
+            tr, va = self._split(model, seed)
+        frame, model.target_stats_ = self._with_statistics(model, seed, tr, va)
+        n_statistics = 0
+        if model.target_stats_ is not None:
+            n_statistics = len(model.target_stats_.feature_names_)
+        encoder = make_encoder(
+            model, is_frame=isinstance(frame, pd.DataFrame), n_statistics=n_statistics
+        )
+        codes = torch.from_numpy(encoder.fit_transform(frame))  # (n, F) int64
         everything = _CodesDataset(codes, target_weight)
         train, valid = everything, None
         if hold_out:
-            tr, va = self._split(model, seed)
             train = _CodesDataset(codes[tr], target_weight[tr])
             valid = _CodesDataset(codes[va], target_weight[va])
         counts = code_counts(train.codes, encoder.cardinalities_)  # (R,)
@@ -145,6 +230,32 @@ class FrameSource:
             centre_rows=train,
             counts=lambda: counts,
         )
+
+    def _with_statistics(self, model, seed: int, tr, va):
+        """The frame with out-of-fold statistics for the training rows and
+        statistics of the training rows for the held-out ones; and those
+        statistics (None when ``target_stats`` adds none)."""
+        frame = self.frame
+        if model.target_stats is None or not isinstance(frame, pd.DataFrame):
+            return frame, None
+        train_frame = frame if tr is None else frame.iloc[tr.numpy()]
+        statistics = plan_statistics(model, train_frame, seed)
+        if statistics is None:
+            return frame, None
+        rows = slice(None) if tr is None else tr.numpy()
+        positions = np.arange(len(train_frame))
+        statistics.update(
+            train_frame,
+            model._statistics_target(self.target[rows]),
+            weight=self.weight[rows],
+            positions=positions,
+        )
+        values = np.empty((len(frame), len(statistics.feature_names_)))  # (n, k)
+        values[rows] = statistics.out_of_fold(train_frame, positions).to_numpy()
+        if va is not None:
+            values[va.numpy()] = statistics.transform(frame.iloc[va.numpy()]).to_numpy()
+        statistics.rows_seen_ = len(train_frame)
+        return with_statistics(frame, statistics.feature_names_, values), statistics
 
     def _split(self, model, seed: int):
         """Sorted training and validation row indices, stratified if possible."""
@@ -225,20 +336,57 @@ class ChunkSource:
         )
         if not weight.sum() > 0:
             raise ValueError(f"{model._weight_name} sums to zero in this chunk.")
-        self.frame = X
+        self.frame, self.target, self.weight = X, target, weight
         self.target_weight = _target_weight(target, weight)  # (n, 2)
         self.n_rows = int(self.target_weight.shape[0])
 
     def open_checkpoint(self, model, seed: int, processes):
         return None  # partial_fit writes no checkpoint
 
-    def encode(self, model, *, seed: int, hold_out: bool, checkpoint) -> Encoded:
+    def _with_statistics(self, model, seed: int):
+        """The chunk with its target statistics. The first chunk gets its
+        out-of-fold statistics; a later one the statistics of the chunks before
+        it (ordered statistics, as CatBoost's: a row's own target never enters
+        its value), then its rows are added to them."""
+        frame = self.frame
+        statistics = (
+            plan_statistics(model, frame, seed)
+            if self.first
+            else getattr(model, "target_stats_", None)
+        )
+        if statistics is None:
+            return frame, None
+        start = getattr(statistics, "rows_seen_", 0)
+        positions = np.arange(start, start + len(frame))
+        if not self.first:
+            values = statistics.transform(frame).to_numpy()  # (n, k)
+        statistics.update(
+            frame,
+            model._statistics_target(self.target),
+            weight=self.weight,
+            positions=positions,
+        )
         if self.first:
-            encoder = make_encoder(model, is_frame=isinstance(self.frame, pd.DataFrame))
-            codes = encoder.fit_transform(self.frame)  # (n, F) int64
+            values = statistics.out_of_fold(frame, positions).to_numpy()  # (n, k)
+        statistics.rows_seen_ = start + len(frame)
+        return with_statistics(frame, statistics.feature_names_, values), statistics
+
+    def encode(self, model, *, seed: int, hold_out: bool, checkpoint) -> Encoded:
+        frame, statistics = self._with_statistics(model, seed)
+        if self.first:
+            model.target_stats_ = statistics
+            n_statistics = 0
+            if statistics is not None:
+                n_statistics = len(statistics.feature_names_)
+            encoder = make_encoder(
+                model,
+                is_frame=isinstance(frame, pd.DataFrame),
+                n_statistics=n_statistics,
+            )
+            codes = encoder.fit_transform(frame)  # (n, F) int64
         else:
             encoder = model.encoder_
-            codes = encoder.transform(self.frame)  # (n, F) int64
+            codes = encoder.transform(frame)  # (n, F) int64
             _warn_unknown(encoder, codes)
         codes = torch.from_numpy(codes)  # (n, F)
         dataset = _CodesDataset(codes, self.target_weight)

@@ -497,7 +497,7 @@ def _learn_encoding(
             )
         frame = batch.to_pandas()
         y = estimator._validate_y(frame[target].to_numpy())
-        target_stats.append(estimator._target_stats(y))
+        target_stats.append(estimator._target_summary(y))
         lo, hi = np.searchsorted(sample, [position, position + len(frame)])
         rows = sample[lo:hi] - position
         for name in counts:
@@ -562,6 +562,11 @@ class StreamSource:
             raise ValueError(
                 "distributed=True is not supported with a ParquetSource yet; fit a "
                 "DataFrame, or leave it at its default."
+            )
+        if model.target_stats is not None:
+            raise ValueError(
+                f"target_stats={model.target_stats!r} is not supported with a "
+                "ParquetSource yet; set target_stats=None, or fit a DataFrame."
             )
         if source.shuffle_buffer < model.batch_size:
             raise ValueError(

@@ -1,0 +1,104 @@
+"""target_stats in the estimators: no leakage, every task, explanations add up."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FAST
+from numpy.testing import assert_allclose
+from sklearn.metrics import roc_auc_score
+
+from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, ParquetSource
+
+PARAMS = dict(FAST, max_epochs=4, batch_size=256)
+
+
+def _ids(n=6000, seed=0, n_users=300):
+    """A user ID whose rate carries the signal, a noise ID (each value in
+    exactly two rows) and a numeric column."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, n_users, n)
+    rate = rng.normal(scale=1.5, size=n_users)
+    noise = rng.permutation(np.repeat(np.arange(n // 2), 2))
+    x = rng.normal(size=n)
+    logit = rate[user] + 0.5 * x
+    y = (logit + rng.logistic(size=n) > 0).astype(int)
+    X = pd.DataFrame(
+        {
+            "user": pd.Series([f"u{u}" for u in user], dtype="str"),
+            "noise_id": pd.Series([f"n{v}" for v in noise], dtype="str"),
+            "x": x,
+        }
+    )
+    return X, y, logit
+
+
+def test_statistics_of_an_id_follow_its_rate_and_of_noise_ids_gain_nothing():
+    X, y, logit = _ids()
+    tr, te = slice(0, 4500), slice(4500, None)
+    clf = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(X[tr], y[tr])
+    names = clf.encoder_.column_names_
+    assert "user:te" in names and "noise_id:te" in names  # both pass the rule
+    # prediction rows get the statistics of the training rows: the user's rate
+    rate = clf.target_stats_.transform(X[te])["user:te"].to_numpy()
+    assert np.corrcoef(rate, logit[te] - 0.5 * X["x"].to_numpy()[te])[0, 1] > 0.8
+    # the noise IDs' statistics carry no held-out signal (out-of-fold values)
+    alone = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(
+        X[tr][["noise_id"]], y[tr]
+    )
+    auc = roc_auc_score(y[te], alone.predict_proba(X[te][["noise_id"]])[:, 1])
+    assert abs(auc - 0.5) < 0.05, auc
+    assert alone.feature_importances_.shape == (1,)
+
+
+def test_explanations_fold_statistics_into_their_columns_and_add_up():
+    X, y, _ = _ids(n=3000)
+    clf = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(X, y)
+    assert clf.feature_importances_.shape == (3,)
+    assert_allclose(clf.feature_importances_.sum(), 1.0)
+    phi = clf.explain(X[:40])
+    assert list(phi.columns) == ["user", "noise_id", "x"]
+    assert_allclose(
+        phi.to_numpy().sum(axis=1) + clf.explain_base_value_,
+        clf.decision_function(X[:40]),
+        atol=1e-4,
+    )
+
+
+def test_multiclass_regressor_weights_and_partial_fit():
+    X, y, logit = _ids(n=3000)
+    y3 = np.digitize(logit, [-0.5, 0.5])
+    clf = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(X, y3)
+    assert "user:te[2]" in clf.encoder_.column_names_
+    assert clf.predict_proba(X[:5]).shape == (5, 3)
+    weights = np.where(y == 1, 2.0, 1.0)
+    reg = FiBiNETRegressor(**PARAMS, target_stats="auto").fit(
+        X, logit, sample_weight=weights
+    )
+    assert "user:te" in reg.encoder_.column_names_
+    assert np.corrcoef(reg.predict(X), logit)[0, 1] > 0.5
+    # partial_fit: the first chunk's out-of-fold statistics, then ordered ones
+    inc = FiBiNETClassifier(**PARAMS, target_stats="auto")
+    inc.partial_fit(X[:1500], y[:1500], classes=[0, 1])
+    seen = inc.target_stats_.n_rows_
+    inc.partial_fit(X[1500:], y[1500:])
+    assert inc.target_stats_.n_rows_ == seen + 1500
+    assert inc.target_stats_.rows_seen_ == 3000
+
+
+def test_arrays_get_no_statistics():
+    X, y, _ = _ids(n=1200)
+    clf = FiBiNETClassifier(
+        **PARAMS, target_stats="auto", categorical_features=[0, 1]
+    ).fit(X.to_numpy(), y)
+    assert clf.target_stats_ is None  # DataFrame columns only
+    assert clf.encoder_.column_names_ == ["0", "1", "2"]
+
+
+def test_parquet_source_refuses_target_stats_clearly(tmp_path):
+    pytest.importorskip("pyarrow")
+    X, y, _ = _ids(n=600)
+    X.assign(target=y).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match="target_stats='auto' is not supported"):
+        FiBiNETClassifier(**PARAMS, target_stats="auto").fit(
+            ParquetSource(tmp_path / "t.parquet", target="target")
+        )
