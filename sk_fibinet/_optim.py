@@ -74,7 +74,7 @@ class SparseDenseAdamW(torch.optim.Optimizer):
             if sparse
             else None
         )
-        self._pairs = [(g, inner) for g, inner in self._inner_groups(dense, sparse)]
+        self._pairs = list(self._pair_groups())
 
     def __getstate__(self):
         # torch's Optimizer pickles only defaults, state and param_groups: keep
@@ -85,9 +85,13 @@ class SparseDenseAdamW(torch.optim.Optimizer):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self._pairs = list(self._pair_groups())
+
+    def _pair_groups(self):
+        """(outer group, inner group) pairs, dense groups first."""
         dense = [g for g in self.param_groups if not g["sparse"]]
         sparse = [g for g in self.param_groups if g["sparse"]]
-        self._pairs = list(self._inner_groups(dense, sparse))
+        return self._inner_groups(dense, sparse)
 
     def _inner_groups(self, dense, sparse):
         if self._dense is not None:
@@ -172,6 +176,10 @@ class SparseDenseAdamW(torch.optim.Optimizer):
         for group, saved in zip(self.param_groups, state_dict["groups"], strict=True):
             for key in ("lr", "betas", "eps", "weight_decay"):
                 group[key] = saved[key]
+        # torch's load_state_dict replaces the inner optimizers' group dicts:
+        # pair the outer groups with the new ones, or LR changes made after a
+        # resume (an LR scheduler) would go to the discarded dicts
+        self._pairs = list(self._pair_groups())
 
 
 def _merged_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

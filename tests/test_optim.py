@@ -185,3 +185,35 @@ def test_rows_repeated_in_a_batch_are_merged_as_sparse_adam_merges_them():
         opt._sparse.state[ours.weight]["exp_avg_sq"],
         ref_opt.state[ref.weight]["exp_avg_sq"],
     )
+
+
+def test_learning_rate_changes_after_load_state_dict_reach_the_inner_optimizers():
+    # a resumed checkpoint loads the optimizer state, then an LR scheduler
+    # changes the outer groups: the inner optimizers must follow
+    def make(model):
+        return SparseDenseAdamW(
+            [
+                {"params": model["emb"].parameters(), "sparse": True},
+                {"params": model["lin"].parameters()},
+            ],
+            lr=1e-2,
+        )
+
+    a = _model()
+    opt_a = make(a)
+    _train(a, [opt_a], steps=2)
+    b = _model()
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    opt_b = make(b)
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
+    for opt in (opt_a, opt_b):
+        opt.param_groups[0]["lr"] = 3e-3
+        opt.param_groups[1]["lr"] = 1e-3
+    for step in range(2, 4):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            _loss(model, step).backward()
+            opt.step()
+    assert opt_b._dense.param_groups[0]["lr"] == 1e-3
+    assert opt_b._sparse.param_groups[0]["lr"] == 3e-3
+    assert_close(b.state_dict(), a.state_dict(), rtol=0, atol=0)
