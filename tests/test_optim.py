@@ -1,10 +1,12 @@
 import copy
 import pickle
 
+import pytest
 import torch
 from torch.testing import assert_close
 
-from sk_fibinet._optim import SparseDenseAdamW
+from sk_fibinet import _optim
+from sk_fibinet._optim import SparseDenseAdamW, _merged_rows
 
 
 def _model(seed=0):
@@ -165,8 +167,12 @@ def test_row_l2_adds_the_scaled_penalty_of_the_touched_rows_only():
     assert_close(ours["emb"].weight[untouched], initial[untouched])
 
 
-def test_rows_repeated_in_a_batch_are_merged_as_sparse_adam_merges_them():
+@pytest.mark.parametrize("rows_per_entry", [0, 10**9])  # always sort, always mask
+def test_rows_repeated_in_a_batch_are_merged_as_sparse_adam_merges_them(
+    rows_per_entry, monkeypatch
+):
     # many repeats of few rows in a large table, uncoalesced gradients
+    monkeypatch.setattr(_optim, "_MASK_ROWS_PER_ENTRY", rows_per_entry)
     torch.manual_seed(1)
     ours = torch.nn.Embedding(5_000, 3, sparse=True).double()
     ref = copy.deepcopy(ours)
@@ -217,3 +223,41 @@ def test_learning_rate_changes_after_load_state_dict_reach_the_inner_optimizers(
     assert opt_b._dense.param_groups[0]["lr"] == 1e-3
     assert opt_b._sparse.param_groups[0]["lr"] == 3e-3
     assert_close(b.state_dict(), a.state_dict(), rtol=0, atol=0)
+
+
+def test_both_row_merges_give_identical_rows_and_sums():
+    generator = torch.Generator().manual_seed(0)
+    for n_rows, n_entries in ((50, 400), (100_000, 300)):  # dense-ish, sparse
+        index = torch.randint(0, n_rows, (n_entries,), generator=generator)  # (n,)
+        values = torch.randn(n_entries, 3, generator=generator)  # (n, 3)
+        grad = torch.sparse_coo_tensor(index[None], values, (n_rows, 3))
+        assert not grad.is_coalesced()
+        rows_mask, sums_mask = _merged_rows(grad, "mask")
+        rows_sort, sums_sort = _merged_rows(grad, "sort")
+        assert torch.equal(rows_mask, rows_sort)
+        assert torch.equal(sums_mask, sums_sort)  # bit for bit
+        reference = grad.coalesce()
+        assert torch.equal(rows_sort, reference.indices()[0])
+        assert_close(sums_sort, reference.values())
+        rows_auto, sums_auto = _merged_rows(grad)
+        assert torch.equal(rows_auto, rows_sort)
+        assert torch.equal(sums_auto, sums_sort)
+    with pytest.raises(ValueError, match="method"):
+        _merged_rows(grad, "hash")
+
+
+def test_the_merge_is_chosen_by_the_table_size_against_the_entries(monkeypatch):
+    chosen = []
+    unique = torch.unique
+
+    def spy(*args, **kwargs):
+        chosen.append("sort")
+        return unique(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "unique", spy)
+    index = torch.tensor([3, 1, 3])  # (3,)
+    for n_rows in (10, 10_000):
+        grad = torch.sparse_coo_tensor(index[None], torch.ones(3, 2), (n_rows, 2))
+        _merged_rows(grad)
+        chosen.append(n_rows)
+    assert chosen == [10, "sort", 10_000]
