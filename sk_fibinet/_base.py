@@ -56,7 +56,6 @@ from ._skorch import (
     _CodesDataset,
     _eval_mode,
     _FiBiNETNet,
-    _rng_devices,
     _row_losses,
     _silent,
     _StopOnNonFinite,
@@ -512,11 +511,8 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             code_counts=counts,
         )
         _distributed.attach(self.net_, processes)
-        try:
-            # manual_seed reseeds the CPU and every CUDA generator: restore them all
-            with torch.random.fork_rng(devices=_rng_devices()):
-                torch.manual_seed(seed)
-                self.net_.fit(train_ds, None)
+        try:  # the net draws from its own generators, seeded from seed
+            self.net_.fit(train_ds, None)
         finally:
             _distributed.detach(self.net_)  # no process group in the fitted net
         self.n_iter_ = len(self.net_.history)

@@ -30,7 +30,7 @@ from skorch.callbacks import ProgressBar
 from ._base import _CROSS_MIN_ROWS_PER_CELL, _check_device
 from ._encoding import OTHER_CODE, FieldEncoder
 from ._network import code_counts
-from ._skorch import _CodesDataset, _rng_devices, _StopOnNonFinite
+from ._skorch import _CodesDataset, _StopOnNonFinite
 
 
 class UnknownCategoryWarning(UserWarning):
@@ -47,11 +47,6 @@ def _is_dask_collection(X) -> bool:
     return type(X).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(
         X, "__dask_graph__"
     )
-
-
-def _seed_for_pass(seed: int, n_epochs: int) -> int:
-    """A torch seed for the pass after ``n_epochs`` epochs, derived from ``seed``."""
-    return int(np.random.SeedSequence([seed, n_epochs]).generate_state(1)[0])
 
 
 def _without_monitoring(estimator) -> None:
@@ -181,15 +176,12 @@ def partial_fit(estimator, X, y, *, classes=None, sample_weight=None):
             # embedding_l2 scales by the first chunk's counts
             code_counts=code_counts(codes, encoder.cardinalities_),
         )
-        torch_seed = seed  # as fit: initial weights, then the first epoch
     else:
         _without_monitoring(estimator)
         net = estimator.net_
-        torch_seed = _seed_for_pass(int(net.shuffle_seed), len(net.history))
 
-    with torch.random.fork_rng(devices=_rng_devices()):
-        torch.manual_seed(torch_seed)
-        net.partial_fit(dataset, None, epochs=1)
+    # the net draws from its own generators, seeded from (seed, epochs done)
+    net.partial_fit(dataset, None, epochs=1)
     if first:
         estimator.encoder_ = encoder
         estimator.net_ = net

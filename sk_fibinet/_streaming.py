@@ -53,7 +53,7 @@ from ._encoding import (
     category_counts,
     resolve_categorical_mask,
 )
-from ._skorch import _CodesDataset, _rng_devices, _StopOnNonFinite
+from ._skorch import _CodesDataset, _StopOnNonFinite
 
 # Category counts of this many batches are summed at once (summing each batch
 # into the running totals re-hashes the whole vocabulary every time).
@@ -647,10 +647,8 @@ def fit_source(
         seed=seed,
         code_counts=stream.code_counts,
     )
-    try:
-        with torch.random.fork_rng(devices=_rng_devices()):
-            torch.manual_seed(seed)
-            estimator.net_.fit(stream, None)
+    try:  # the net draws from its own generators, seeded from seed
+        estimator.net_.fit(stream, None)
     finally:
         _distributed.detach(estimator.net_)  # a later partial_fit writes no checkpoint
     if checkpoint is not None and checkpoint.resumed_finished_:

@@ -230,7 +230,9 @@ def test_both_row_merges_give_identical_rows_and_sums():
     for n_rows, n_entries in ((50, 400), (100_000, 300)):  # dense-ish, sparse
         index = torch.randint(0, n_rows, (n_entries,), generator=generator)  # (n,)
         values = torch.randn(n_entries, 3, generator=generator)  # (n, 3)
-        grad = torch.sparse_coo_tensor(index[None], values, (n_rows, 3))
+        grad = torch.sparse_coo_tensor(
+            index[None], values, (n_rows, 3), check_invariants=True
+        )
         assert not grad.is_coalesced()
         rows_mask, sums_mask = _merged_rows(grad, "mask")
         rows_sort, sums_sort = _merged_rows(grad, "sort")
