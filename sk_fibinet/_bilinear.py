@@ -40,6 +40,8 @@ class BilinearInteraction(nn.Module):
         Embedding width ``d``.
     bilinear_type : {"all", "each", "interaction"}, default="interaction"
         Which weight matrices exist (see above).
+    generator : torch.Generator or None, default=None
+        Draws the initial weights (None: torch's global generator).
 
     Notes
     -----
@@ -57,7 +59,12 @@ class BilinearInteraction(nn.Module):
     """
 
     def __init__(
-        self, *, n_fields: int, d_embedding: int, bilinear_type: str = "interaction"
+        self,
+        *,
+        n_fields: int,
+        d_embedding: int,
+        bilinear_type: str = "interaction",
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         if bilinear_type not in BILINEAR_TYPES:
@@ -82,7 +89,7 @@ class BilinearInteraction(nn.Module):
         }[bilinear_type]
         weight = torch.empty(n_matrices, d_embedding, d_embedding)  # (M, d, d)
         bound = (6.0 / (2 * d_embedding)) ** 0.5  # Glorot-uniform for a d x d map
-        nn.init.uniform_(weight, -bound, bound)
+        nn.init.uniform_(weight, -bound, bound, generator=generator)
         self.weight = nn.Parameter(weight)
 
     @property

@@ -14,8 +14,8 @@ previous one with ``os.replace``, so a fit killed at any moment leaves the last
 complete checkpoint. It is a ``torch.save`` archive of tensors and plain Python
 values only, read back with ``torch.load(weights_only=True)`` as
 ``load_model`` does: network weights, optimizer state, history, early stopping
-state, the random generator state and the seed (which fixes the validation split
-and the shuffling).
+state and the seed (which fixes the validation split, the shuffling, the initial
+weights and the dropout masks of every batch: no generator state is stored).
 """
 
 from __future__ import annotations
@@ -227,11 +227,6 @@ class _Checkpoint(Callback):
     def _save(self, net, *, batches_done=0, finished=False) -> None:
         if not self.write:
             return
-        rng = None
-        if getattr(net, "processes_", None) is None:  # distributed: reseeded per batch
-            rng = {"cpu": torch.get_rng_state()}
-            if torch.device(net.device).type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state_all()
         from ._persistence import _history_to_json
 
         epochs_done = len(net.history) - (1 if batches_done else 0)
@@ -244,7 +239,9 @@ class _Checkpoint(Callback):
             "optimizer": net.optimizer_.state_dict(),
             "history": _history_to_json(net.history),
             "callbacks": _callback_state(net),
-            "rng": rng,
+            # no generator state: the net seeds its generators from (seed,
+            # epoch, batch); kept None for readers of format version 1
+            "rng": None,
         }
         _atomic_save(payload, self.path)
 
@@ -267,11 +264,6 @@ class _Checkpoint(Callback):
         for name, cb in net.callbacks_:
             for attr, value in saved.get(name, {}).items():
                 setattr(cb, attr, value)
-        rng = state["rng"]
-        if rng is not None:
-            torch.set_rng_state(rng["cpu"])
-            if "cuda" in rng and torch.device(net.device).type == "cuda":
-                torch.cuda.set_rng_state_all(rng["cuda"])
         if state["finished"]:
             self.resumed_finished_ = True
             net.max_epochs = 0

@@ -168,17 +168,6 @@ class Processes:
             dataset, batch_size, seed, rank=self.rank, world_size=self.world_size
         )
 
-    def seed_dropout(self, net) -> None:
-        """Reseed torch from (seed, epoch, batch, rank) before a training step.
-
-        Each process draws its own dropout masks, and a resumed fit draws the
-        ones the interrupted fit would have, without storing generator states.
-        """
-        epoch = len(net.history)
-        batch = len(net.history[-1, "batches"]) if epoch else 0
-        entropy = [int(net.shuffle_seed), epoch, batch, self.rank]
-        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
-
     @torch.no_grad()
     def reduce_gradients(
         self, module: torch.nn.Module, loss: torch.Tensor, n_rows: int

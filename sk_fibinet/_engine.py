@@ -31,13 +31,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
 from . import _distributed
-from ._skorch import _CodesDataset, _rng_devices, _StopOnNonFinite
+from ._skorch import _CodesDataset, _StopOnNonFinite
 
 # A pair of fields is crossed only if its combinations could get this many
 # training rows each on average; below that the weights would memorise rows.
@@ -300,20 +299,18 @@ def train(model, source, *, continue_net: bool = False):
         new.encoder_ = data.encoder
         new.net_ = net
         _distributed.attach(net, processes)
-        torch_seed = seed  # initial weights, then the first epoch
         n_epochs_before = 0
     else:
         net = new.net_
         n_epochs_before = len(net.history)
-        torch_seed = seed_for_pass(seed, n_epochs_before)
     try:
-        # manual_seed reseeds the CPU and every CUDA generator: restore them all
-        with torch.random.fork_rng(devices=_rng_devices()):
-            torch.manual_seed(torch_seed)
-            if source.epochs is None:  # max_epochs, or until early stopping
-                net.fit(data.train, None)
-            else:
-                net.partial_fit(data.train, None, epochs=source.epochs)
+        # the net never draws from torch's global generator: its initial
+        # weights and every step's dropout masks come from generators seeded
+        # from (seed, epoch, batch), so fits in threads do not disturb each other
+        if source.epochs is None:  # max_epochs, or until early stopping
+            net.fit(data.train, None)
+        else:
+            net.partial_fit(data.train, None, epochs=source.epochs)
     finally:
         _distributed.detach(net)  # no process group, no checkpoint in the fitted net
     data.after_fit()
@@ -341,8 +338,3 @@ def train(model, source, *, continue_net: bool = False):
     new._trained_params = _trained_params(new)
     _commit(model, new)
     return model
-
-
-def seed_for_pass(seed: int, n_epochs: int) -> int:
-    """A torch seed for the pass after ``n_epochs`` epochs, derived from ``seed``."""
-    return int(np.random.SeedSequence([seed, n_epochs]).generate_state(1)[0])

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F_
 
-from ._network import FieldEmbedding, fill_untrained_rows, mlp
+from ._network import FieldEmbedding, _linear, fill_untrained_rows, mlp
 
 #: LayerNorm epsilon of the authors' ``SimpleLayerNormalization``.
 LN_EPS = 1e-6
@@ -157,6 +157,8 @@ class BilinearPlus(nn.Module):
         Output width of the compression layer.
     rank : int or None, default=None
         Inner width of the low-rank compression; ``None``: one full layer.
+    generator : torch.Generator or None, default=None
+        Draws the initial weights (None: torch's global generator).
 
     Notes
     -----
@@ -182,6 +184,7 @@ class BilinearPlus(nn.Module):
         d_embedding: int,
         d_out: int = 50,
         rank: int | None = None,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         if n_fields < 2:
@@ -194,14 +197,15 @@ class BilinearPlus(nn.Module):
         self.register_buffer("left", left, persistent=False)
         self.register_buffer("right", right, persistent=False)
         weight = torch.empty(d_embedding, d_embedding)  # (d, d)
-        nn.init.xavier_normal_(weight)  # the authors' glorot_normal
+        nn.init.xavier_normal_(weight, generator=generator)  # authors' glorot_normal
         self.weight = nn.Parameter(weight)
         n_pairs = left.numel()
         if rank is None:
-            self.compress = nn.Linear(n_pairs, d_out)
+            self.compress = _linear(n_pairs, d_out, generator=generator)
         else:
             self.compress = nn.Sequential(
-                nn.Linear(n_pairs, rank, bias=False), nn.Linear(rank, d_out)
+                _linear(n_pairs, rank, bias=False, generator=generator),
+                _linear(rank, d_out, generator=generator),
             )
 
     @property
@@ -242,6 +246,8 @@ class SENETPlus(nn.Module):
     reduction_ratio : float, default=3
         The hidden excitation layer has ``max(1, int(2 g F / reduction_ratio))``
         units.
+    generator : torch.Generator or None, default=None
+        Draws the initial weights (None: torch's global generator).
 
     Notes
     -----
@@ -265,6 +271,7 @@ class SENETPlus(nn.Module):
         d_embedding: int,
         n_groups: int = 2,
         reduction_ratio: float = 3,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         if n_fields < 1:
@@ -280,12 +287,13 @@ class SENETPlus(nn.Module):
         d_squeeze = 2 * n_groups * n_fields
         d_reduced = max(1, int(d_squeeze / reduction_ratio))
         self.excitation = nn.Sequential(
-            nn.Linear(d_squeeze, d_reduced, bias=False),
+            _linear(d_squeeze, d_reduced, bias=False, generator=generator),
             nn.ReLU(),
-            nn.Linear(d_reduced, n_fields * d_embedding, bias=False),
+            _linear(d_reduced, n_fields * d_embedding, bias=False, generator=generator),
         )
         for layer in self.excitation[::2]:
-            nn.init.xavier_normal_(layer.weight)  # the authors' glorot_normal
+            # the authors' glorot_normal
+            nn.init.xavier_normal_(layer.weight, generator=generator)
         self.norm = nn.LayerNorm(d_embedding, eps=LN_EPS)
 
     def bit_weights(self, e: torch.Tensor) -> torch.Tensor:
@@ -345,6 +353,8 @@ class FiBiNetPP(nn.Module):
         d_bilinear_out``; ``None``: one full ``P -> d_bilinear_out`` layer.
     d_bilinear_out : int, default=50
         Output width of Bi-Linear+.
+    generator : torch.Generator or None, default=None
+        Draws the initial weights (None: torch's global generator).
 
     Notes
     -----
@@ -406,6 +416,7 @@ class FiBiNetPP(nn.Module):
         n_groups: int = 2,
         bilinear_rank: int | None = None,
         d_bilinear_out: int = 50,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         n_fields = len(cardinalities)
@@ -423,6 +434,7 @@ class FiBiNetPP(nn.Module):
             d_embedding=d_embedding,
             sparse=sparse,
             numeric_bins=numeric_bins,
+            generator=generator,
         )
         is_numeric = (
             [int(b) > 0 for b in numeric_bins]
@@ -438,6 +450,7 @@ class FiBiNetPP(nn.Module):
                 d_embedding=d_embedding,
                 d_out=d_bilinear_out,
                 rank=bilinear_rank,
+                generator=generator,
             )
             d_in += d_bilinear_out
         self.senet = SENETPlus(
@@ -445,8 +458,11 @@ class FiBiNetPP(nn.Module):
             d_embedding=d_embedding,
             n_groups=n_groups,
             reduction_ratio=reduction_ratio,
+            generator=generator,
         )
-        self.dnn = mlp(d_in, d_hidden, dropout=dropout, n_outputs=n_outputs)
+        self.dnn = mlp(
+            d_in, d_hidden, dropout=dropout, n_outputs=n_outputs, generator=generator
+        )
 
     @property
     def n_pairs(self) -> int:

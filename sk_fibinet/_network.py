@@ -14,6 +14,7 @@ replaced by their references) next to the forward pass it must match.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -24,6 +25,7 @@ from ._bilinear import BILINEAR_TYPES, BilinearInteraction, _BlockedBilinearLine
 __all__ = [
     "BILINEAR_TYPES",
     "BilinearInteraction",
+    "Dropout",
     "FiBiNET",
     "FieldEmbedding",
     "PairLinear",
@@ -56,6 +58,8 @@ class FieldEmbedding(nn.Module):
         Per field, 0 for a categorical field, or the number of ordered bins
         ``B`` of a numeric field whose codes ``1..B`` are its bins (code 0,
         missing, has no neighbours). ``None``: no coarse levels.
+    generator : torch.Generator or None, default=None
+        Draws the initial weights (None: torch's global generator).
     Notes
     -----
     Shapes:
@@ -80,6 +84,7 @@ class FieldEmbedding(nn.Module):
         d_embedding: int,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         cardinalities = [int(c) for c in cardinalities]
@@ -89,16 +94,18 @@ class FieldEmbedding(nn.Module):
             raise ValueError(f"d_embedding must be >= 1, got {d_embedding=}")
         offsets = torch.tensor([0] + cardinalities[:-1]).cumsum(0)  # (F,)
         self.register_buffer("offsets", offsets, persistent=False)
-        self.embedding = nn.Embedding(sum(cardinalities), d_embedding, sparse=sparse)
-        nn.init.normal_(self.embedding.weight, std=0.01)
+        self.embedding = _embedding(
+            sum(cardinalities), d_embedding, sparse=sparse, generator=generator
+        )
         self.coarse = None
         if numeric_bins is not None:
             index = self._coarse_index(cardinalities, numeric_bins)  # (codes, L)
             n_coarse = int(index.max()) + 1
             if n_coarse > 1:
                 self.register_buffer("coarse_index", index, persistent=False)
-                self.coarse = nn.Embedding(n_coarse, d_embedding, padding_idx=0)
-                nn.init.normal_(self.coarse.weight, std=0.01)
+                self.coarse = _embedding(
+                    n_coarse, d_embedding, padding_idx=0, generator=generator
+                )
                 with torch.no_grad():
                     self.coarse.weight[0].zero_()  # row 0: "no coarse level"
 
@@ -276,6 +283,8 @@ class SENETLayer(nn.Module):
         The hidden excitation layer has ``max(1, F // reduction_ratio)`` units.
     activation : {"relu", "sigmoid"}, default="relu"
         Activation after the second excitation layer.
+    generator : torch.Generator or None, default=None
+        Draws the initial weights (None: torch's global generator).
 
     Notes
     -----
@@ -293,7 +302,12 @@ class SENETLayer(nn.Module):
     """
 
     def __init__(
-        self, *, n_fields: int, reduction_ratio: int = 3, activation: str = "relu"
+        self,
+        *,
+        n_fields: int,
+        reduction_ratio: int = 3,
+        activation: str = "relu",
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         if n_fields < 1:
@@ -306,9 +320,9 @@ class SENETLayer(nn.Module):
             )
         d_hidden = max(1, n_fields // reduction_ratio)
         self.excitation = nn.Sequential(
-            nn.Linear(n_fields, d_hidden, bias=False),
+            _linear(n_fields, d_hidden, bias=False, generator=generator),
             nn.ReLU(),
-            nn.Linear(d_hidden, n_fields, bias=False),
+            _linear(d_hidden, n_fields, bias=False, generator=generator),
             nn.ReLU() if activation == "relu" else nn.Sigmoid(),
         )
 
@@ -396,8 +410,7 @@ class PairLinear(nn.Module):
         self.register_buffer(
             "offset", torch.tensor(offset, **long), persistent=False
         )  # (C,)
-        self.table = nn.Embedding(max(total, 1), n_outputs, sparse=sparse)
-        nn.init.zeros_(self.table.weight)
+        self.table = _embedding(max(total, 1), n_outputs, sparse=sparse, std=0.0)
 
     @property
     def n_pairs(self) -> int:
@@ -488,11 +501,89 @@ class PairLinear(nn.Module):
         return w.sum(dim=1)  # (batch, n_outputs)
 
 
+def _linear(
+    d_in: int, d_out: int, *, bias: bool = True, generator: torch.Generator | None
+) -> nn.Linear:
+    """``nn.Linear`` with torch's default initialisation drawn from ``generator``
+    (None: torch's global generator), built without drawing anything else."""
+    layer = nn.Linear(d_in, d_out, bias=bias, device="meta").to_empty(device="cpu")
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        if bias:
+            bound = 1 / math.sqrt(d_in) if d_in > 0 else 0.0
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
+
+
+def _embedding(
+    n: int,
+    d: int,
+    *,
+    std: float = 0.01,
+    generator: torch.Generator | None = None,
+    **kwargs,
+) -> nn.Embedding:
+    """``nn.Embedding`` with ``N(0, std)`` rows drawn from ``generator`` (zeros
+    for ``std=0``; None: torch's global generator)."""
+    weight = torch.zeros(n, d)  # (n, d)
+    if std:
+        nn.init.normal_(weight, std=std, generator=generator)
+    return nn.Embedding(n, d, _weight=weight, **kwargs)
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` whose masks come from ``generator``, an attribute.
+
+    ``generator`` None draws from torch's global generator, as ``nn.Dropout``
+    does. A training loop sets its own generator (on the input's device) so
+    that concurrent fits draw independent, reproducible masks; it is not
+    pickled.
+
+    Shape
+    -----
+    - Input: ``(*)``
+    - Output: ``(*)``, the same shape
+
+    Examples
+    --------
+    >>> drop = Dropout(0.5)
+    >>> drop.generator = torch.Generator().manual_seed(0)
+    >>> drop(torch.ones(2, 3)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"p must be in [0, 1), got {p=}")
+        self.p = float(p)
+        self.generator: torch.Generator | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "generator": None}
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        return x * keep.div_(1.0 - self.p)  # (*): kept values scaled by 1 / (1 - p)
+
+
 def mlp(
-    d_in: int, d_hidden: Sequence[int], *, dropout: float, n_outputs: int
+    d_in: int,
+    d_hidden: Sequence[int],
+    *,
+    dropout: float,
+    n_outputs: int,
+    generator: torch.Generator | None = None,
 ) -> nn.Sequential:
     """The DNN: ``Linear -> ReLU (-> Dropout)`` per hidden width, then a
     ``Linear`` to ``n_outputs`` logits; ``(batch, d_in) -> (batch, n_outputs)``.
+    Initial weights come from ``generator`` (None: torch's global one); the
+    dropout layers are :class:`Dropout`.
 
     Examples
     --------
@@ -501,11 +592,11 @@ def mlp(
     """
     layers: list[nn.Module] = []
     for width in d_hidden:
-        layers += [nn.Linear(d_in, width), nn.ReLU()]
+        layers += [_linear(d_in, width, generator=generator), nn.ReLU()]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         d_in = width
-    layers.append(nn.Linear(d_in, n_outputs))
+    layers.append(_linear(d_in, n_outputs, generator=generator))
     return nn.Sequential(*layers)
 
 
@@ -563,6 +654,8 @@ class FiBiNET(nn.Module):
         submodules' own ``forward`` (for hooks, quantisation or
         ``torch.compile`` on them); both give the same outputs and gradients.
         An attribute: it can be switched on a built network too.
+    generator : torch.Generator or None, default=None
+        Draws the initial weights (None: torch's global generator).
 
     Notes
     -----
@@ -609,6 +702,7 @@ class FiBiNET(nn.Module):
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
         fused: bool = True,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         self.fused = fused
@@ -618,14 +712,19 @@ class FiBiNET(nn.Module):
             d_embedding=d_embedding,
             sparse=sparse,
             numeric_bins=numeric_bins,
+            generator=generator,
         )
         self.senet = SENETLayer(
             n_fields=n_fields,
             reduction_ratio=reduction_ratio,
             activation=senet_activation,
+            generator=generator,
         )
         kw = dict(
-            n_fields=n_fields, d_embedding=d_embedding, bilinear_type=bilinear_type
+            n_fields=n_fields,
+            d_embedding=d_embedding,
+            bilinear_type=bilinear_type,
+            generator=generator,
         )
         self.bilinear_p = BilinearInteraction(**kw)
         self.bilinear_q = (
@@ -633,11 +732,14 @@ class FiBiNET(nn.Module):
         )
         n_pairs = self.bilinear_p.n_pairs
         d_in = 2 * n_pairs * d_embedding if n_pairs else n_fields * d_embedding
-        self.dnn = mlp(d_in, d_hidden, dropout=dropout, n_outputs=n_outputs)
+        self.dnn = mlp(
+            d_in, d_hidden, dropout=dropout, n_outputs=n_outputs, generator=generator
+        )
         self.linear = None
         if linear:
-            self.linear = nn.Embedding(sum(cardinalities), n_outputs, sparse=sparse)
-            nn.init.zeros_(self.linear.weight)
+            self.linear = _embedding(
+                sum(cardinalities), n_outputs, sparse=sparse, std=0.0
+            )
         self.cross = None
         if linear and max_cross_cells > 0:
             cross = PairLinear(

@@ -74,7 +74,7 @@ class SparseDenseAdamW(torch.optim.Optimizer):
             if sparse
             else None
         )
-        self._pairs = [(g, inner) for g, inner in self._inner_groups(dense, sparse)]
+        self._pairs = list(self._pair_groups())
 
     def __getstate__(self):
         # torch's Optimizer pickles only defaults, state and param_groups: keep
@@ -85,9 +85,13 @@ class SparseDenseAdamW(torch.optim.Optimizer):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self._pairs = list(self._pair_groups())
+
+    def _pair_groups(self):
+        """(outer group, inner group) pairs, dense groups first."""
         dense = [g for g in self.param_groups if not g["sparse"]]
         sparse = [g for g in self.param_groups if g["sparse"]]
-        self._pairs = list(self._inner_groups(dense, sparse))
+        return self._inner_groups(dense, sparse)
 
     def _inner_groups(self, dense, sparse):
         if self._dense is not None:
@@ -172,21 +176,51 @@ class SparseDenseAdamW(torch.optim.Optimizer):
         for group, saved in zip(self.param_groups, state_dict["groups"], strict=True):
             for key in ("lr", "betas", "eps", "weight_decay"):
                 group[key] = saved[key]
+        # torch's load_state_dict replaces the inner optimizers' group dicts:
+        # pair the outer groups with the new ones, or LR changes made after a
+        # resume (an LR scheduler) would go to the discarded dicts
+        self._pairs = list(self._pair_groups())
 
 
-def _merged_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+# The row merge marks a ``(rows,)`` mask while the table has at most this many
+# rows per gradient entry, and sorts the entries (``torch.unique``) beyond: the
+# mask is linear in the table, the sort in the entries (n log n). With 32,768
+# entries (~20k distinct rows) per step on one AMD EPYC core the two cross near
+# 3e5 rows; see benchmarks/optim_step.py.
+_MASK_ROWS_PER_ENTRY = 8
+
+
+def _merged_rows(
+    grad: torch.Tensor, method: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The distinct rows of a sparse ``(R, *width)`` gradient and their summed
-    values, ``(k,)`` sorted and ``(k, *width)`` (a new tensor)."""
+    values, ``(k,)`` sorted and ``(k, *width)`` (a new tensor).
+
+    ``method`` ("mask" or "sort", by default the one suiting the table size
+    against the number of entries) only changes how the rows are found: both
+    sum every row's entries in the same order, so their results are identical.
+    """
     if grad.is_coalesced():
         return grad.indices()[0], grad.values().clone()
     index, values = grad._indices()[0], grad._values()  # (n,), (n, *width)
-    touched = torch.zeros(grad.shape[0], dtype=torch.bool, device=grad.device)
-    touched[index] = True  # (R,)
-    rows = touched.nonzero().squeeze(1)  # (k,) sorted
-    position = torch.empty(grad.shape[0], dtype=torch.long, device=grad.device)
-    position[rows] = torch.arange(rows.numel(), device=grad.device)  # (R,) at rows
+    n_rows = grad.shape[0]
+    if method is None:
+        method = "mask" if n_rows <= _MASK_ROWS_PER_ENTRY * index.numel() else "sort"
+    if method == "mask":
+        touched = torch.zeros(n_rows, dtype=torch.bool, device=grad.device)
+        touched[index] = True  # (R,)
+        rows = touched.nonzero().squeeze(1)  # (k,) sorted
+        position = torch.empty(n_rows, dtype=torch.long, device=grad.device)
+        position[rows] = torch.arange(rows.numel(), device=grad.device)  # (R,)
+        inverse = position[index]  # (n,): each entry's place in rows
+    elif method == "sort":
+        rows, inverse = torch.unique(
+            index, sorted=True, return_inverse=True
+        )  # (k,), (n,)
+    else:
+        raise ValueError(f"method must be 'mask', 'sort' or None, got {method!r}")
     merged = values.new_zeros((rows.numel(), *values.shape[1:]))  # (k, *width)
-    return rows, merged.index_add_(0, position[index], values)
+    return rows, merged.index_add_(0, inverse, values)
 
 
 def sparse_dense_groups(module: torch.nn.Module, sparse_names) -> list[dict]:

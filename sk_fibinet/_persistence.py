@@ -31,7 +31,6 @@ from ._classifier import FiBiNETClassifier
 from ._encoding import FieldEncoder, resolve_hash_buckets
 from ._engine import _trained_params
 from ._regressor import FiBiNETRegressor
-from ._skorch import _rng_devices
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
 # The format name records the estimator class a file holds; both share one layout.
@@ -542,9 +541,8 @@ def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
         # the row penalty of embedding_l2 for a later partial_fit
         code_counts=payload["code_counts"] if "code_counts" in payload else None,
     )
-    # initialize() draws random initial weights: keep the caller's RNG untouched
-    with torch.random.fork_rng(devices=_rng_devices()):
-        net.initialize()
+    # initialize() draws its initial weights from the net's own generator
+    net.initialize()
     try:
         state = dict(payload["state_dict"])
         if payload["format_version"] == 1:  # derived buffers were stored then

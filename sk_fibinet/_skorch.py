@@ -15,6 +15,8 @@ from sklearn.metrics import roc_auc_score
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
+from ._network import Dropout
+
 # Rows per prediction chunk. The pair products are computed a cache-sized block
 # at a time whatever the chunk, so larger chunks only amortise per-chunk costs:
 # predict_proba on 20k Criteo-shaped rows, default network, ran at 47.7k /
@@ -93,9 +95,10 @@ class _ToCuda:
             )
 
 
-def _rng_devices() -> list[int]:
-    """Every CUDA device, for ``fork_rng``: ``torch.manual_seed`` reseeds them all."""
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+def _derived_seed(*entropy: int) -> int:
+    """A 63-bit seed derived from ``entropy`` (``numpy.random.SeedSequence``)."""
+    state = np.random.SeedSequence([int(e) for e in entropy]).generate_state(2)
+    return int(state[0]) << 31 ^ int(state[1])
 
 
 class _FiBiNETNet(NeuralNet):
@@ -105,6 +108,14 @@ class _FiBiNETNet(NeuralNet):
     target) and the sample weight per row, so weights reach the loss without
     touching the module's signature. ``task`` names the loss (see
     :data:`TASKS`).
+
+    A fit never draws from torch's global generator (fits in threads do not
+    disturb each other): the module is built with its own generator seeded
+    from ``shuffle_seed``, and every training step hands the module's
+    :class:`~._network.Dropout` layers a generator seeded from (``shuffle_seed``,
+    epoch, batch[, process rank]), so a fit resumed mid-epoch or continued by
+    ``partial_fit`` draws the masks the uninterrupted fit would have, without
+    storing generator states.
     """
 
     def __init__(
@@ -136,12 +147,39 @@ class _FiBiNETNet(NeuralNet):
         if stop is not None:
             raise stop
 
+    def initialize_module(self):
+        # skorch's own, but the module draws its initial weights from a
+        # generator of this fit's seed rather than torch's global one
+        kwargs = self.get_params_for("module")
+        generator = torch.Generator().manual_seed(_derived_seed(self.shuffle_seed))
+        self.module_ = self.initialized_instance(
+            self.module, {**kwargs, "generator": generator}
+        )
+        return self
+
+    def _seed_dropout(self) -> None:
+        """Give the module's dropout layers the generator of this training step."""
+        layers = [m for m in self.module_.modules() if isinstance(m, Dropout)]
+        if not layers:
+            return
+        epoch = len(self.history)
+        batch = len(self.history[-1, "batches"]) if epoch else 0
+        entropy = [self.shuffle_seed, epoch, batch]
+        processes = getattr(self, "processes_", None)
+        if processes is not None:  # each process draws its own masks
+            entropy.append(processes.rank)
+        device = next(self.module_.parameters()).device
+        generator = torch.Generator(device=device)
+        generator.manual_seed(_derived_seed(*entropy))
+        for layer in layers:
+            layer.generator = generator
+
     def train_step_single(self, batch, **fit_params):
+        self._seed_dropout()
         processes = getattr(self, "processes_", None)
         if processes is None:
             return super().train_step_single(batch, **fit_params)
         # data-parallel: gradients and loss summed over the processes' shares
-        processes.seed_dropout(self)
         step = super().train_step_single(batch, **fit_params)
         step["loss"] = processes.reduce_gradients(
             self.module_, step["loss"], len(batch[0])

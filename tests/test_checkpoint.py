@@ -127,3 +127,34 @@ def test_a_checkpointed_fit_pickles_saves_and_clones(tmp_path):
     assert_array_equal(loaded.predict_proba(X), proba)
     assert clone(clf).get_params()["checkpoint_dir"] == tmp_path
     assert np.isfinite(proba).all()
+
+
+def test_a_resumed_fit_follows_its_learning_rate_schedule(tmp_path):
+    # StepLR halves the learning rate after every epoch; after a resume the
+    # restored optimizer must still pass the scheduler's rates to the dense
+    # parameters (the embedding tables take their own path)
+    from skorch.callbacks import LRScheduler
+    from torch.optim.lr_scheduler import StepLR
+
+    X, y = make_mixed(600, seed=0)
+    params = dict(FAST, max_epochs=4, n_iter_no_change=4)
+
+    def schedule():
+        return ("lr", LRScheduler(StepLR, step_size=1, gamma=0.5))
+
+    interrupted = FiBiNETClassifier(
+        **params, checkpoint_dir=tmp_path, callbacks=[schedule(), ("fail", Fail(3, 2))]
+    )
+    with pytest.raises(RuntimeError, match="interrupted"):
+        interrupted.fit(X, y)
+    assert torch.load(checkpoint_file(tmp_path), weights_only=True)["epochs_done"] == 2
+    resumed = FiBiNETClassifier(
+        **params, checkpoint_dir=tmp_path, callbacks=[schedule()]
+    ).fit(X, y)
+    uninterrupted = FiBiNETClassifier(**params, callbacks=[schedule()]).fit(X, y)
+    dense = resumed.net_.optimizer_._dense.param_groups[0]["lr"]
+    assert dense == uninterrupted.net_.optimizer_._dense.param_groups[0]["lr"]
+    assert [h["train_loss"] for h in resumed.net_.history] == [
+        h["train_loss"] for h in uninterrupted.net_.history
+    ]
+    assert_array_equal(resumed.predict_proba(X), uninterrupted.predict_proba(X))

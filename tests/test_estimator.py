@@ -331,9 +331,11 @@ def test_mps_is_refused_because_it_has_no_sparse_gradients(mixed, monkeypatch):
         FiBiNETClassifier(**FAST, device="mps").fit(X, y)
 
 
-def test_fit_and_load_fork_the_rng_of_every_cuda_device(mixed, monkeypatch, tmp_path):
-    # torch.manual_seed reseeds every CUDA generator, so all of them must be
-    # saved and restored, not only the one the model uses.
+def test_fit_seeds_no_global_rng_and_load_forks_every_cuda_device(
+    mixed, monkeypatch, tmp_path
+):
+    # a fit draws from its own generators only; load_model forks the global
+    # ones of every CUDA device, not only the one the model uses
     X, y = mixed
     clf = FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
     save_model(clf, tmp_path / "model.pt")
@@ -347,9 +349,12 @@ def test_fit_and_load_fork_the_rng_of_every_cuda_device(mixed, monkeypatch, tmp_
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     monkeypatch.setattr(torch.random, "fork_rng", recording_fork_rng)
+    seeded = []
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded.append(seed))
     FiBiNETClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    assert forked == [] and seeded == []
     load_model(tmp_path / "model.pt")
-    assert forked == [[0, 1, 2], [0, 1, 2]]
+    assert forked == [[0, 1, 2]]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -1,4 +1,5 @@
 import itertools
+import pickle
 
 import pytest
 import torch
@@ -318,3 +319,48 @@ def test_double_backward_through_the_blocked_products_is_refused():
     (grad,) = torch.autograd.grad(loss, net.dnn[0].weight, create_graph=True)
     with pytest.raises(RuntimeError):
         grad.sum().backward()
+
+
+def test_dropout_masks_come_from_its_generator_and_eval_is_the_identity():
+    from sk_fibinet._network import Dropout
+
+    drop = Dropout(0.25)
+    x = torch.ones(64, 32)  # (64, 32)
+    outputs = []
+    for _ in range(2):
+        drop.generator = torch.Generator().manual_seed(5)
+        torch.manual_seed(len(outputs))  # the global generator plays no part
+        outputs.append(drop(x))
+    assert torch.equal(outputs[0], outputs[1])
+    kept = outputs[0] != 0
+    assert 0.6 < kept.float().mean() < 0.9  # about 1 - p
+    assert torch.equal(outputs[0][kept], torch.full_like(x, 1 / 0.75)[kept])
+    drop.generator = torch.Generator().manual_seed(6)
+    assert not torch.equal(drop(x), outputs[0])
+    assert torch.equal(drop.eval()(x), x)
+    assert pickle.loads(pickle.dumps(drop)).generator is None
+
+
+@pytest.mark.parametrize("variant", ["fibinet", "fibinetpp"])
+def test_initial_weights_come_from_the_generator_alone(variant):
+    from sk_fibinet._fibinetpp import FiBiNetPP
+
+    network = {"fibinet": FiBiNET, "fibinetpp": FiBiNetPP}[variant]
+
+    def build(global_seed=None):
+        if global_seed is not None:
+            torch.manual_seed(global_seed)  # the global generator plays no part
+        return network(
+            cardinalities=[4, 5, 6],
+            d_embedding=4,
+            d_hidden=(8,),
+            dropout=0.1,
+            numeric_bins=[0, 0, 4],
+            generator=torch.Generator().manual_seed(3),
+        ).state_dict()
+
+    a, b = build(0), build(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state = torch.random.get_rng_state()
+    build()
+    assert torch.equal(torch.random.get_rng_state(), state)  # nothing drawn from it

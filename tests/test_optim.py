@@ -1,10 +1,12 @@
 import copy
 import pickle
 
+import pytest
 import torch
 from torch.testing import assert_close
 
-from sk_fibinet._optim import SparseDenseAdamW
+from sk_fibinet import _optim
+from sk_fibinet._optim import SparseDenseAdamW, _merged_rows
 
 
 def _model(seed=0):
@@ -165,8 +167,12 @@ def test_row_l2_adds_the_scaled_penalty_of_the_touched_rows_only():
     assert_close(ours["emb"].weight[untouched], initial[untouched])
 
 
-def test_rows_repeated_in_a_batch_are_merged_as_sparse_adam_merges_them():
+@pytest.mark.parametrize("rows_per_entry", [0, 10**9])  # always sort, always mask
+def test_rows_repeated_in_a_batch_are_merged_as_sparse_adam_merges_them(
+    rows_per_entry, monkeypatch
+):
     # many repeats of few rows in a large table, uncoalesced gradients
+    monkeypatch.setattr(_optim, "_MASK_ROWS_PER_ENTRY", rows_per_entry)
     torch.manual_seed(1)
     ours = torch.nn.Embedding(5_000, 3, sparse=True).double()
     ref = copy.deepcopy(ours)
@@ -185,3 +191,75 @@ def test_rows_repeated_in_a_batch_are_merged_as_sparse_adam_merges_them():
         opt._sparse.state[ours.weight]["exp_avg_sq"],
         ref_opt.state[ref.weight]["exp_avg_sq"],
     )
+
+
+def test_learning_rate_changes_after_load_state_dict_reach_the_inner_optimizers():
+    # a resumed checkpoint loads the optimizer state, then an LR scheduler
+    # changes the outer groups: the inner optimizers must follow
+    def make(model):
+        return SparseDenseAdamW(
+            [
+                {"params": model["emb"].parameters(), "sparse": True},
+                {"params": model["lin"].parameters()},
+            ],
+            lr=1e-2,
+        )
+
+    a = _model()
+    opt_a = make(a)
+    _train(a, [opt_a], steps=2)
+    b = _model()
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    opt_b = make(b)
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
+    for opt in (opt_a, opt_b):
+        opt.param_groups[0]["lr"] = 3e-3
+        opt.param_groups[1]["lr"] = 1e-3
+    for step in range(2, 4):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            _loss(model, step).backward()
+            opt.step()
+    assert opt_b._dense.param_groups[0]["lr"] == 1e-3
+    assert opt_b._sparse.param_groups[0]["lr"] == 3e-3
+    assert_close(b.state_dict(), a.state_dict(), rtol=0, atol=0)
+
+
+def test_both_row_merges_give_identical_rows_and_sums():
+    generator = torch.Generator().manual_seed(0)
+    for n_rows, n_entries in ((50, 400), (100_000, 300)):  # dense-ish, sparse
+        index = torch.randint(0, n_rows, (n_entries,), generator=generator)  # (n,)
+        values = torch.randn(n_entries, 3, generator=generator)  # (n, 3)
+        grad = torch.sparse_coo_tensor(
+            index[None], values, (n_rows, 3), check_invariants=True
+        )
+        assert not grad.is_coalesced()
+        rows_mask, sums_mask = _merged_rows(grad, "mask")
+        rows_sort, sums_sort = _merged_rows(grad, "sort")
+        assert torch.equal(rows_mask, rows_sort)
+        assert torch.equal(sums_mask, sums_sort)  # bit for bit
+        reference = grad.coalesce()
+        assert torch.equal(rows_sort, reference.indices()[0])
+        assert_close(sums_sort, reference.values())
+        rows_auto, sums_auto = _merged_rows(grad)
+        assert torch.equal(rows_auto, rows_sort)
+        assert torch.equal(sums_auto, sums_sort)
+    with pytest.raises(ValueError, match="method"):
+        _merged_rows(grad, "hash")
+
+
+def test_the_merge_is_chosen_by_the_table_size_against_the_entries(monkeypatch):
+    chosen = []
+    unique = torch.unique
+
+    def spy(*args, **kwargs):
+        chosen.append("sort")
+        return unique(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "unique", spy)
+    index = torch.tensor([3, 1, 3])  # (3,)
+    for n_rows in (10, 10_000):
+        grad = torch.sparse_coo_tensor(index[None], torch.ones(3, 2), (n_rows, 2))
+        _merged_rows(grad)
+        chosen.append(n_rows)
+    assert chosen == [10, "sort", 10_000]
