@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier, load_model, save_model
+from sk_fibinet._encoding import MISSING_CODE, N_RESERVED, OTHER_CODE
 
 
 def test_fit_predict_learns_signal(mixed):
@@ -61,8 +62,25 @@ def test_unseen_and_missing_categories_at_predict(mixed):
     new["color"] = pd.Series(["purple", None, "red", "never-seen"], dtype="str")
     new["size"] = pd.Categorical(["XXL", None, "S", "M"])
     new["amount"] = [np.nan, 1.0, np.nan, 0.0]
+    codes = clf.encoder_.transform(new)  # (4, 5): the codes predict reads
+    color, size, amount = (
+        list(X.columns).index(c) for c in ["color", "size", "amount"]
+    )
+    known = clf.encoder_.transform(X)  # (n, 5)
+    red = known[(X["color"] == "red").to_numpy(), color][0]
+    small, medium = (known[(X["size"] == s).to_numpy(), size][0] for s in "SM")
+    assert_array_equal(codes[:, color], [OTHER_CODE, MISSING_CODE, red, OTHER_CODE])
+    assert_array_equal(codes[:, size], [OTHER_CODE, MISSING_CODE, small, medium])
+    assert codes[0, amount] == codes[2, amount] == MISSING_CODE
+    assert (codes[[1, 3], amount] >= N_RESERVED - 1).all()  # bins start at 1
+    assert red >= N_RESERVED and small >= N_RESERVED and medium >= N_RESERVED
     proba = clf.predict_proba(new)
     assert np.isfinite(proba).all()
+    # two different unseen values share the OTHER row: the same prediction
+    same = new.iloc[[0, 0]].copy()
+    same["color"] = pd.Series(["purple", "never-seen"], dtype="str", index=same.index)
+    p = clf.predict_proba(same)
+    assert_array_equal(p[0], p[1])
 
 
 def test_columns_matched_by_name(mixed):
@@ -219,7 +237,8 @@ def test_verbose_prints_the_epoch_early_stopping_stops_after(mixed, capsys):
 
 
 def test_html_repr_for_notebooks():
-    html = FiBiNETClassifier(embedding_dim=8)._repr_html_()
+    # a non-default value: scikit-learn < 1.7 shows only the changed parameters
+    html = FiBiNETClassifier(embedding_dim=5)._repr_html_()
     assert "FiBiNETClassifier" in html and "embedding_dim" in html
 
 
@@ -254,18 +273,29 @@ def test_pipeline_with_column_transformer_pandas_output(mixed):
     assert roc_auc_score(y, pipe.predict_proba(X)[:, 1]) > 0.85
 
 
-def test_grid_search_parallel(mixed):
+def test_grid_search_in_parallel_scores_as_in_series(mixed):
     X, y = mixed
-    search = GridSearchCV(
-        FiBiNETClassifier(**{**FAST, "max_epochs": 3}),
-        {"embedding_dim": [4, 8], "bilinear_type": ["all", "interaction"]},
-        cv=2,
-        scoring="roc_auc",
-        n_jobs=2,
-    ).fit(X, y)
-    assert len(search.cv_results_["params"]) == 4
-    assert search.best_score_ > 0.7
-    assert search.best_estimator_.predict(X).shape == (len(X),)
+
+    def search(n_jobs):
+        return GridSearchCV(
+            FiBiNETClassifier(**{**FAST, "max_epochs": 3}),
+            {"bilinear_type": ["all", "interaction"]},
+            cv=2,
+            scoring="roc_auc",
+            n_jobs=n_jobs,
+        ).fit(X, y)
+
+    parallel, serial = search(2), search(1)
+    assert len(parallel.cv_results_["params"]) == 2
+    assert parallel.best_score_ > 0.7
+    # fixed random_state: worker processes train the same models
+    for key in ["split0_test_score", "split1_test_score"]:
+        assert_array_equal(parallel.cv_results_[key], serial.cv_results_[key])
+    assert parallel.best_params_ == serial.best_params_
+    assert_array_equal(
+        parallel.best_estimator_.predict_proba(X),
+        serial.best_estimator_.predict_proba(X),
+    )
 
 
 def test_cross_val_score_roc_auc(mixed):

@@ -111,8 +111,22 @@ def test_fit_with_hash_buckets_learns_and_new_values_read_their_bucket():
     assert roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1]) > 0.85
     assert clf.encoder_.cardinalities_[:3] == [N_RESERVED + 64] * 3
     new = X_test.head(2).copy()
-    new["color"] = pd.Series(["magenta", "teal"], dtype="str")
+    new["color"] = pd.Series(["magenta", "teal"], dtype="str", index=new.index)
+    color = list(X.columns).index("color")
+    codes = clf.encoder_.transform(new)[:, color]  # (2,)
+    assert_array_equal(codes, hash_codes(pd.Series(["magenta", "teal"]), 64))
+    assert (codes >= N_RESERVED).all()  # a bucket of its own, not OTHER_CODE
     assert np.isfinite(clf.predict_proba(new)).all()
+    # a new value that hashes into the bucket of "red" reads red's row
+    candidates = pd.Series([f"new-{i}" for i in range(2_000)], dtype="str")
+    red_bucket = hash_codes(pd.Series(["red"]), 64)[0]
+    twin = candidates[hash_codes(candidates, 64) == red_bucket].iloc[0]
+    pair = X_test.iloc[[0, 0]].copy()
+    pair["color"] = pd.Series(["red", twin], dtype="str", index=pair.index)
+    proba = clf.predict_proba(pair)
+    assert_array_equal(proba[0], proba[1])
+    pair["color"] = pd.Series(["red", "green"], dtype="str", index=pair.index)
+    assert not np.array_equal(*clf.predict_proba(pair))  # the colour matters
 
 
 def test_params_clone_pickle_and_grid_search():

@@ -107,18 +107,31 @@ def test_later_calls_check_classes_and_columns():
         assert torch.equal(value, before[key])
 
 
+def _three_labels(X, y):
+    """ "high" for red size S (an interaction of two categorical columns whose
+    values all appear without it), else "low" / "mid"."""
+    high = ((X["color"] == "red") & (X["size"] == "S")).to_numpy()
+    return np.where(high, "high", np.array(["low", "mid"])[y])
+
+
 def test_string_labels_and_a_first_chunk_without_every_class():
-    X, y = make_mixed(n=400)
-    labels = np.array(["low", "mid", "high"])[y + (X["amount"] > 1.0).to_numpy()]
+    X, y = make_mixed(n=600)
+    labels = _three_labels(X, y)
     first = labels[:200] != "high"  # the first chunk lacks "high"
     clf = FiBiNETClassifier(**FAST)
     clf.partial_fit(X[:200][first], labels[:200][first], classes=["low", "mid", "high"])
     assert_array_equal(clf.classes_, ["high", "low", "mid"])
     assert clf.net_.module_.dnn[-1].out_features == 3
-    clf.partial_fit(X[200:], labels[200:])
-    proba = clf.predict_proba(X)
+    for _ in range(6):  # later chunks bring "high": the net learns it
+        clf.partial_fit(X[200:], labels[200:])
+    X_test, y_test = make_mixed(n=400, seed=1)
+    high = _three_labels(X_test, y_test) == "high"  # (400,), 40 rows
+    proba = clf.predict_proba(X_test)  # (400, 3), "high" first
     assert proba.shape == (400, 3)
-    assert set(clf.predict(X)) <= {"low", "mid", "high"}
+    predicted = clf.predict(X_test)
+    assert (predicted[high] == "high").mean() > 0.95
+    assert (predicted[~high] == "high").mean() < 0.05
+    assert proba[high, 0].mean() > 0.7 and proba[~high, 0].mean() < 0.1
 
 
 def test_same_random_state_same_model_and_global_rng_untouched():

@@ -63,7 +63,9 @@ def test_target_is_standardised_and_restored(fitted, data):
     assert_allclose(fitted.target_offset_, y.mean())
     assert_allclose(fitted.target_scale_, y.std())
     (X, _), _ = data
-    assert abs(fitted.predict(X).mean() - y.mean()) < 0.2 * y.std()
+    # without early stopping the intercept is centred on the training rows: the
+    # mean residual is 0 up to float32 rounding (measured 0.6-1.9e-8, seeds 0-2)
+    assert abs(fitted.predict(X).mean() - y.mean()) < 1e-6
 
 
 def test_predictions_scale_with_y(fitted, data):
@@ -109,7 +111,8 @@ def test_poisson_predicts_a_positive_mean(data):
     assert (pred > 0).all()
     assert reg.target_offset_ == 0.0
     assert_allclose(reg.target_scale_, y.mean())
-    assert_allclose(reg.predict(X).mean(), y.mean(), rtol=0.2)
+    # centred: predicted total = observed total (measured rtol 2.0-2.6e-8)
+    assert_allclose(reg.predict(X).mean(), y.mean(), rtol=1e-6)
     red = (X_test["color"] == "red").to_numpy()
     assert pred[red].mean() > 1.5 * pred[~red].mean()
 

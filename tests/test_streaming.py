@@ -143,10 +143,20 @@ def test_shuffle_buffer_holds_at_most_its_capacity_and_loses_no_row():
     assert all(len(b) == 8 for b in out[:-1])
 
 
+class _BufferBound(Callback):
+    """The most rows the stream's shuffle buffer held, read when training ends."""
+
+    def on_train_end(self, net, X=None, **kwargs):
+        self.max_buffered_rows = X.max_buffered_rows
+
+
 def test_fit_works_when_read_batches_exceed_the_shuffle_buffer(parquet_file):
     source = _source(parquet_file, batch_size=1_000, shuffle_buffer=128)
-    clf = FiBiNETClassifier(**STREAM).fit(source)
+    bound = _BufferBound()
+    clf = FiBiNETClassifier(**STREAM, callbacks=[("bound", bound)]).fit(source)
     assert clf.predict_proba(source).shape == (1_200, 2)
+    # record batches of 1,000 rows were split: the buffer never held more
+    assert 0 < bound.max_buffered_rows <= source.shuffle_buffer
 
 
 def test_numeric_bins_come_from_a_seeded_bounded_sample(parquet_file):
