@@ -3,6 +3,7 @@
 from ._classifier import FiBiNETClassifier
 from ._incremental import UnknownCategoryWarning
 from ._malloc import tune_malloc
+from ._onnx import onnx_inputs, to_onnx
 from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor
 from ._streaming import ParquetSource
@@ -15,7 +16,9 @@ __all__ = [
     "ParquetSource",
     "UnknownCategoryWarning",
     "load_model",
+    "onnx_inputs",
     "save_model",
+    "to_onnx",
     "tune_malloc",
     "__version__",
 ]
