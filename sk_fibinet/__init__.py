@@ -3,7 +3,8 @@
 from ._classifier import FiBiNETClassifier
 from ._incremental import UnknownCategoryWarning
 from ._malloc import tune_malloc
-from ._onnx import onnx_inputs, to_onnx
+from ._onnx import register_skl2onnx, to_onnx
+from ._onnx_encoding import onnx_inputs
 from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor
 from ._streaming import ParquetSource
@@ -17,6 +18,7 @@ __all__ = [
     "UnknownCategoryWarning",
     "load_model",
     "onnx_inputs",
+    "register_skl2onnx",
     "save_model",
     "to_onnx",
     "tune_malloc",

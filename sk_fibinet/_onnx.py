@@ -32,31 +32,22 @@ import os
 import warnings
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import (
-    HASH_SEED,
-    MISSING_CODE,
-    N_RESERVED,
-    OTHER_CODE,
-    _as_indexable,
-    _canonical_text,
-    _numeric_values,
+from ._onnx_encoding import (
+    _PREFIX,
+    MISSING_TEXT,
+    _encode_column,
+    _Graph,
 )
 
-#: The text a client passes for a missing categorical value. onnxruntime turns
-#: None and NaN inside a string array into "None" and "nan", which are ordinary
-#: categories, so the graph needs a value of its own for "missing".
-MISSING_TEXT = ""
 #: Opsets of the exported graph: the network's (TorchScript exporter), the
 #: ai.onnx.ml one of ``LabelEncoder`` and onnxruntime's own domain.
 OPSET = 18
 ML_OPSET = 3
 MS_OPSET = 1
 OUTPUT_NAMES = ("output_label", "output_probability", "variable")
-_PREFIX = "sk_fibinet/"  # internal names: cannot collide with column names
 _EXTRA = 'pip install "sk_fibinet[onnx]"'
 
 
@@ -69,180 +60,6 @@ def _import_onnx():
             f"Exporting to ONNX needs the onnx package: {_EXTRA}."
         ) from exc
     return onnx
-
-
-# ------------------------------------------------------------------ the inputs
-def _text_codes(col) -> tuple[np.ndarray, np.ndarray]:
-    """``(n,)`` indices into the distinct values (-1: missing) and their text."""
-    col = _as_indexable(col)
-    if isinstance(col, pd.Series) and isinstance(col.dtype, pd.CategoricalDtype):
-        index, uniques = col.cat.codes.to_numpy(), col.cat.categories.to_numpy()
-    else:
-        index, uniques = pd.factorize(col, use_na_sentinel=True)
-    return np.asarray(index, dtype=np.int64), _canonical_text(uniques)
-
-
-def onnx_inputs(estimator, X) -> dict:
-    """The inputs of :func:`to_onnx`'s graph for the rows of ``X``.
-
-    What a client in another language does by hand, written once: a
-    categorical value becomes its text (integral numbers without a fraction,
-    ``5.0`` as ``"5"``; booleans as ``"True"`` / ``"False"``), a missing one the
-    empty string; a numeric column becomes float64 with NaN for missing.
-
-    Parameters
-    ----------
-    estimator : FiBiNETClassifier or FiBiNETRegressor
-        The fitted estimator the graph was exported from.
-    X : DataFrame or array-like of shape (n_samples, n_features)
-        Columns as in ``fit`` (matched by name for a DataFrame).
-
-    Returns
-    -------
-    feed : dict of str to ndarray of shape (n_samples, 1)
-        One entry per column, for ``InferenceSession.run(None, feed)``: object
-        arrays of str for categorical columns, float64 for numeric ones.
-    """
-    check_is_fitted(estimator)
-    encoder = estimator.encoder_
-    names = encoder.column_names_
-    if isinstance(X, pd.DataFrame):
-        missing = [n for n in names if n not in {str(c) for c in X.columns}]
-        if missing:
-            raise ValueError(f"X lacks the columns {missing} seen in fit.")
-        by_name = {str(c): X[c] for c in X.columns}
-        cols = [by_name[n] for n in names]
-    else:
-        X = np.asarray(X, dtype=object if encoder.categorical_mask_.any() else None)
-        if X.ndim != 2 or X.shape[1] != len(names):
-            raise ValueError(
-                f"X must have shape (n_samples, {len(names)}), got {X.shape}."
-            )
-        cols = [X[:, j] for j in range(X.shape[1])]
-    feed = {}
-    for name, col, is_cat in zip(names, cols, encoder.categorical_mask_, strict=True):
-        if is_cat:
-            index, texts = _text_codes(col)
-            out = np.full(index.shape, MISSING_TEXT, dtype=object)  # (n,)
-            out[index >= 0] = texts[index[index >= 0]]
-            feed[name] = out.reshape(-1, 1)  # (n, 1)
-        else:
-            feed[name] = _numeric_values(col, name).reshape(-1, 1)  # (n, 1)
-    return feed
-
-
-# ------------------------------------------------------------- the encoding
-class _Graph:
-    """Nodes and initializers under construction, with fresh internal names."""
-
-    def __init__(self, onnx):
-        self.onnx, self.nodes, self.initializers, self._n = onnx, [], [], 0
-
-    def name(self, hint: str) -> str:
-        self._n += 1
-        return f"{_PREFIX}{hint}_{self._n}"
-
-    def const(self, value, hint="const") -> str:
-        name = self.name(hint)
-        array = np.asarray(value)
-        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
-        return name
-
-    def node(self, op, inputs, hint=None, domain="", **attrs) -> str:
-        out = self.name(hint or op.lower())
-        self.nodes.append(
-            self.onnx.helper.make_node(
-                op, inputs, [out], name=out, domain=domain, **attrs
-            )
-        )
-        return out
-
-
-def _vocabulary_texts(vocab, name) -> list[str]:
-    """The text form of every category, checked to be distinct and non-empty."""
-    texts = _canonical_text(vocab.to_numpy()).tolist() if len(vocab) else []
-    if MISSING_TEXT in texts:
-        raise ValueError(
-            f"Column {name!r} has the empty string as a category, but the exported "
-            "graph reads the empty string as a missing value; refit with empty "
-            "strings replaced by None (or another text) to export it."
-        )
-    seen, clashes = set(), set()
-    for text in texts:
-        (clashes if text in seen else seen).add(text)
-    if clashes:
-        raise ValueError(
-            f"Column {name!r} has categories of different types with the same text "
-            f"form {sorted(clashes)[:5]} (such as 5 and '5'); the graph receives "
-            "text and cannot tell them apart. Refit with one type per column."
-        )
-    return texts
-
-
-def _encode_column(g: _Graph, x: str, encoder, j: int) -> str:
-    """Nodes turning input ``x`` ``(batch, 1)`` into field ``j``'s int64 codes."""
-    name = encoder.column_names_[j]
-    hashed = (getattr(encoder, "hash_buckets_", None) or [None] * (j + 1))[j]
-    if hashed is not None:
-        hash_function = getattr(encoder, "hash_function_", "siphash")
-        if hash_function != "murmurhash3":
-            raise ValueError(
-                f"Column {name!r} is hashed with {hash_function!r}, which the ONNX "
-                "graph cannot compute: the model was fitted before sk_fibinet "
-                "hashed with MurmurHash3. Refit it (or load it in this release "
-                "and fit again) to export it."
-            )
-        h = g.node(
-            "MurmurHash3",
-            [x],
-            "hash",
-            domain="com.microsoft",
-            seed=HASH_SEED,
-            positive=1,
-        )  # (batch, 1) uint32
-        h = g.node("Cast", [h], "hash64", to=g.onnx.TensorProto.INT64)
-        bucket = g.node("Mod", [h, g.const(np.int64(hashed), "n_buckets")])
-        code = g.node("Add", [bucket, g.const(np.int64(N_RESERVED), "reserved")])
-        present = g.node(
-            "LabelEncoder",
-            [x],
-            "present",
-            domain="ai.onnx.ml",
-            keys_strings=[MISSING_TEXT],
-            values_int64s=[0],
-            default_int64=1,
-        )  # (batch, 1): 0 where missing
-        return g.node("Mul", [code, present], "codes")  # (batch, 1) int64
-    if encoder.categorical_mask_[j]:
-        texts = _vocabulary_texts(encoder.vocabularies_[j], name)
-        return g.node(
-            "LabelEncoder",
-            [x],
-            "codes",
-            domain="ai.onnx.ml",
-            keys_strings=texts + [MISSING_TEXT],
-            values_int64s=list(range(N_RESERVED, N_RESERVED + len(texts)))
-            + [MISSING_CODE],
-            default_int64=OTHER_CODE,
-        )  # (batch, 1) int64
-    edges = np.asarray(encoder.bin_edges_[j], dtype=np.float64)  # (E,)
-    if edges.size:
-        below = g.node("Less", [g.const(edges, "edges"), x])  # (batch, E) bool
-        below = g.node("Cast", [below], "below", to=g.onnx.TensorProto.INT64)
-        axes = g.const(np.array([1], dtype=np.int64), "axes")
-        n_below = g.node("ReduceSum", [below, axes], "n_below", keepdims=1)
-        code = g.node("Add", [n_below, g.const(np.int64(1), "one")])  # (batch, 1)
-    else:  # a constant column: one bin
-        shape = g.node("Shape", [x])
-        code = g.node(
-            "ConstantOfShape",
-            [shape],
-            "bin",
-            value=g.onnx.numpy_helper.from_array(np.array([1], dtype=np.int64)),
-        )  # (batch, 1)
-    nan = g.node("IsNaN", [x])  # (batch, 1) bool
-    missing = g.const(np.int64(MISSING_CODE), "missing")
-    return g.node("Where", [nan, missing, code], "codes")  # (batch, 1) int64
 
 
 # --------------------------------------------------------------- the network
@@ -403,6 +220,15 @@ def to_onnx(estimator, path=None):
     ...     to_onnx(clf).SerializeToString())  # doctest: +SKIP
     """
     onnx = _import_onnx()
+    model = _model(onnx, estimator, matrix=False)
+    if path is not None:
+        onnx.save_model(model, os.fspath(path))
+    return model
+
+
+def _model(onnx, estimator, *, matrix: bool):
+    """The whole graph: one input per column, or (``matrix``) one
+    ``(batch, n_features)`` double input ``X`` of numbers only (skl2onnx)."""
     check_is_fitted(estimator)
     if not (hasattr(estimator, "encoder_") and hasattr(estimator, "net_")):
         raise TypeError(
@@ -411,23 +237,34 @@ def to_onnx(estimator, path=None):
         )
     encoder = estimator.encoder_
     names = list(encoder.column_names_)
-    clash = sorted(set(names) & set(OUTPUT_NAMES))
-    if clash:
-        raise ValueError(
-            f"Columns {clash} have the names of the graph's outputs; rename them "
-            "before fitting to export the model."
-        )
     tp, helper = onnx.TensorProto, onnx.helper
     g = _Graph(onnx)
-    inputs, codes = [], []
-    for j, name in enumerate(names):
-        is_cat = bool(encoder.categorical_mask_[j])
-        inputs.append(
-            helper.make_tensor_value_info(
-                name, tp.STRING if is_cat else tp.DOUBLE, ["batch", 1]
+    codes = []
+    if matrix:
+        inputs = [helper.make_tensor_value_info("X", tp.DOUBLE, ["batch", len(names)])]
+        for j in range(len(names)):
+            x = g.node(
+                "Slice",
+                ["X"] + [g.const(np.array([v]), "slice") for v in (j, j + 1, 1)],
+                "column",
+            )  # (batch, 1) double
+            codes.append(_encode_column(g, x, encoder, j, text=False))
+    else:
+        clash = sorted(set(names) & set(OUTPUT_NAMES))
+        if clash:
+            raise ValueError(
+                f"Columns {clash} have the names of the graph's outputs; rename "
+                "them before fitting to export the model."
             )
-        )
-        codes.append(_encode_column(g, name, encoder, j))  # (batch, 1) each
+        inputs = []
+        for j, name in enumerate(names):
+            is_cat = bool(encoder.categorical_mask_[j])
+            inputs.append(
+                helper.make_tensor_value_info(
+                    name, tp.STRING if is_cat else tp.DOUBLE, ["batch", 1]
+                )
+            )
+            codes.append(_encode_column(g, name, encoder, j))  # (batch, 1) each
     x_codes, z = _PREFIX + "codes", _PREFIX + "logits"
     g.nodes.append(
         helper.make_node("Concat", codes, [x_codes], name=x_codes, axis=1)
@@ -458,6 +295,122 @@ def to_onnx(estimator, path=None):
     )
     helper.set_model_props(model, {"missing_text": MISSING_TEXT})
     onnx.checker.check_model(model)
-    if path is not None:
-        onnx.save_model(model, os.fspath(path))
     return model
+
+
+# ------------------------------------------------------------------ skl2onnx
+def register_skl2onnx() -> None:
+    """Register converters of both estimators with skl2onnx.
+
+    Afterwards ``skl2onnx.to_onnx`` converts a ``Pipeline`` that ends in a
+    :class:`FiBiNETClassifier` or :class:`FiBiNETRegressor` fitted on the
+    matrix of numbers its previous steps make (a ``ColumnTransformer`` of
+    scalers and an ``OrdinalEncoder``, say): the estimator's part of the graph
+    is :func:`to_onnx`'s, reading that matrix (cast to double) instead of one
+    input per column. Columns the estimator treats as categorical match their
+    numeric categories exactly (``categorical_features`` as indices); hashed
+    columns cannot be converted (their buckets hash the values' text).
+    Probabilities and predictions have the type skl2onnx declares (float32
+    for a float32 matrix); a classifier's labels must be str or int, and
+    ``options={FiBiNETClassifier: {"zipmap": False}}`` gives a plain
+    probability tensor.
+
+    Raises
+    ------
+    ImportError
+        If onnx or skl2onnx is not installed.
+    """
+    _import_onnx()
+    try:
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import (
+            calculate_linear_classifier_output_shapes,
+            calculate_linear_regressor_output_shapes,
+        )
+    except ImportError as exc:
+        raise ImportError(
+            f"register_skl2onnx needs skl2onnx: {_EXTRA} and pip install skl2onnx."
+        ) from exc
+    # the estimators sit above this module: imported here, when registering
+    from ._classifier import FiBiNETClassifier
+    from ._regressor import FiBiNETRegressor
+
+    update_registered_converter(
+        FiBiNETClassifier,
+        "SkFiBiNETClassifier",
+        calculate_linear_classifier_output_shapes,
+        _skl2onnx_convert,
+        options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
+    )
+    update_registered_converter(
+        FiBiNETRegressor,
+        "SkFiBiNETRegressor",
+        calculate_linear_regressor_output_shapes,
+        _skl2onnx_convert,
+    )
+
+
+def _skl2onnx_convert(scope, operator, container) -> None:
+    """skl2onnx converter: :func:`to_onnx`'s matrix graph, renamed into place."""
+    onnx = _import_onnx()
+    tp, helper = onnx.TensorProto, onnx.helper
+    estimator = operator.raw_operator
+    if hasattr(estimator, "classes_"):
+        labels = np.asarray(estimator.classes_)
+        if labels.dtype.kind == "b" or (
+            labels.dtype.kind == "O" and isinstance(labels.tolist()[0], bool)
+        ):
+            raise ValueError(
+                "skl2onnx declares class labels as int64 or str; the estimator's "
+                "are bool: fit it on int (or str) labels to convert the pipeline."
+            )
+        names = ["output_label", "output_probability"]
+    else:
+        names = ["variable"]
+    model = _model(onnx, estimator, matrix=True)
+    prefix = scope.get_unique_variable_name("sk_fibinet") + "/"
+    rename = {"X": prefix + "X"}
+    container.add_node(
+        "Cast",
+        [operator.inputs[0].full_name],
+        [prefix + "X"],
+        to=tp.DOUBLE,
+        name=prefix + "cast_X",
+    )  # (batch, n_features) double
+    declared = dict(zip(names, operator.outputs, strict=True))
+    for name, variable in declared.items():
+        if name == "output_label":
+            rename[name] = variable.full_name
+            continue
+        rename[name] = prefix + name  # double; cast to what skl2onnx declared
+        to = (
+            tp.FLOAT if type(variable.type).__name__ == "FloatTensorType" else tp.DOUBLE
+        )
+        container.add_node(
+            "Cast",
+            [prefix + name],
+            [variable.full_name],
+            to=to,
+            name=prefix + "cast_" + name,
+        )
+
+    def renamed(name: str) -> str:
+        return rename.get(name, prefix + name) if name else name
+
+    for initializer in model.graph.initializer:
+        tensor = tp()
+        tensor.CopyFrom(initializer)
+        tensor.name = renamed(initializer.name)
+        container.initializers.append(tensor)
+    opsets = {o.domain: o.version for o in model.opset_import}
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        container.add_node(
+            node.op_type,
+            [renamed(i) for i in node.input],
+            [renamed(o) for o in node.output],
+            op_domain=node.domain,
+            op_version=opsets[node.domain],
+            name=renamed(node.name),
+            **attrs,
+        )

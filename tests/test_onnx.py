@@ -313,3 +313,82 @@ def test_unfitted_estimator_is_refused():
 
     with pytest.raises(NotFittedError):
         to_onnx(FiBiNETClassifier())
+
+
+def _pipeline_frame(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "color": rng.choice(["red", "green", "blue"], size=n).astype(object),
+            "amount": rng.normal(size=n),
+            "count": rng.integers(0, 30, size=n).astype(np.float64),
+        }
+    )
+    score = (X["color"] == "red") + X["amount"] + rng.logistic(size=n) * 0.3
+    return X, score.to_numpy()
+
+
+def _column_transformer():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+    return ColumnTransformer(
+        [
+            ("cat", OrdinalEncoder(), ["color"]),
+            ("num", StandardScaler(), ["amount", "count"]),
+        ]
+    )
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_skl2onnx_converts_a_pipeline_ending_in_the_estimator(task):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.pipeline import Pipeline
+
+    from sk_fibinet import register_skl2onnx
+
+    X, score = _pipeline_frame()
+    # the ColumnTransformer hands over numbers: column 0 holds ordinal codes
+    # the estimator treats as categories, the others are binned
+    if task == "classifier":
+        est = FiBiNETClassifier(**SMALL, categorical_features=[0])
+        y = np.where(score > 0.5, "yes", "no")
+    else:
+        est = FiBiNETRegressor(**SMALL, categorical_features=[0])
+        y = 10 + 3 * score
+    pipe = Pipeline([("ct", _column_transformer()), ("est", est)]).fit(X, y)
+    register_skl2onnx()
+    model = skl2onnx.to_onnx(
+        pipe, X[:1], options={FiBiNETClassifier: {"zipmap": False}}
+    )
+    test = X.copy()
+    test.loc[:4, "amount"] = [np.nan, 1e9, -1e9, 0.0, 2.0]
+    feed = {
+        "color": test[["color"]].to_numpy(),
+        "amount": test[["amount"]].to_numpy(),
+        "count": test[["count"]].to_numpy(),
+    }
+    out = session(model).run(None, feed)
+    if task == "classifier":
+        assert_array_equal(out[0], pipe.predict(test))
+        assert_allclose(out[1], pipe.predict_proba(test), rtol=1e-5, atol=1e-5)
+    else:
+        assert_allclose(out[0][:, 0], pipe.predict(test), rtol=1e-5, atol=1e-5)
+
+
+def test_skl2onnx_refuses_hashed_columns_and_bool_labels():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.pipeline import Pipeline
+
+    from sk_fibinet import register_skl2onnx
+
+    X, score = _pipeline_frame()
+    est = FiBiNETClassifier(**SMALL, categorical_features=[0], hash_buckets=8)
+    pipe = Pipeline([("ct", _column_transformer()), ("est", est)])
+    pipe.fit(X, (score > 0.5).astype(int))
+    register_skl2onnx()
+    with pytest.raises(ValueError, match="'0' is hashed"):
+        skl2onnx.to_onnx(pipe, X[:1])
+    pipe.set_params(est__hash_buckets=None).fit(X, score > 0.5)
+    with pytest.raises(ValueError, match="the estimator's are bool"):
+        skl2onnx.to_onnx(pipe, X[:1])
