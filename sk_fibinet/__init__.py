@@ -2,6 +2,8 @@
 
 from ._classifier import FiBiNETClassifier
 from ._malloc import tune_malloc
+from ._onnx import register_skl2onnx, to_onnx
+from ._onnx_encoding import onnx_inputs
 from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor
 from ._sources import UnknownCategoryWarning
@@ -15,7 +17,10 @@ __all__ = [
     "ParquetSource",
     "UnknownCategoryWarning",
     "load_model",
+    "onnx_inputs",
+    "register_skl2onnx",
     "save_model",
+    "to_onnx",
     "tune_malloc",
     "__version__",
 ]

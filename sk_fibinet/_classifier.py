@@ -54,9 +54,11 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         seen once do not get an embedding of their own to memorise).
     hash_buckets : int, dict or None, default=None
         Open vocabularies: categorical columns listed here learn no vocabulary
-        but map every value by a stable hash (SipHash with a fixed key, the
-        same in every process and release) to one of this many buckets, each
-        with its own embedding row; an int applies to every categorical column,
+        but map every value by a stable hash (MurmurHash3 of its text with a
+        fixed seed, the same in every process, release and exported ONNX
+        graph; models saved before it keep pandas' SipHash) to one of this
+        many buckets, each with its own embedding row; an int applies to every
+        categorical column,
         a dict maps column names (positions, for arrays) to an int or None.
         Values first met after ``fit`` or after the first ``partial_fit`` call
         then get trained rows, at the price of collisions (values sharing a

@@ -10,7 +10,11 @@ Every input column becomes one embedding *field*:
   streaming) learns no vocabulary: every value maps by a stable hash to one of
   ``N`` buckets, codes ``2..N+1`` (code ``0`` is still missing, code ``1`` is
   unused), so values first met after ``fit`` get trained rows of their own,
-  shared with the values that collide with them;
+  shared with the values that collide with them. The hash is MurmurHash3
+  (32 bits, seed ``HASH_SEED``) of the value's UTF-8 text, which onnxruntime's
+  ``com.microsoft.MurmurHash3`` operator computes bit for bit, so an exported
+  graph hashes as ``transform`` does; encoders fitted before it (format 2 files)
+  keep pandas' SipHash, recorded in ``hash_function_``;
 * a numeric column with few distinct values (at most ``n_bins``, or at most
   ``MAX_EXACT_VALUES`` = 255 with at least ``MIN_ROWS_PER_VALUE`` = 20 rows per
   value on average: ages, counts, amounts from a short list) gets one bin per
@@ -36,6 +40,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import murmurhash3_32
 from sklearn.utils.validation import check_is_fitted
 
 MISSING_CODE = 0
@@ -48,11 +53,17 @@ N_RESERVED = 2
 # 0.2869 to 0.2753 over 3 seeds (docs/encoding.rst).
 MAX_EXACT_VALUES = 255
 MIN_ROWS_PER_VALUE = 20
-# Key of the SipHash-2-4 that pandas' hash_array applies to categories given
-# hash_buckets. Saved models and every worker of a cluster rely on the same
-# value landing in the same bucket: never change it (Python's own hash() is
-# salted per process and could not be used).
+# Seed of the MurmurHash3 (x86, 32 bits, as scikit-learn's murmurhash3_32 and
+# onnxruntime's com.microsoft.MurmurHash3 compute it) applied to the UTF-8 text
+# of categories given hash_buckets. Saved models, every worker of a cluster and
+# exported ONNX graphs rely on the same value landing in the same bucket: never
+# change it (Python's own hash() is salted per process and could not be used).
+HASH_SEED = 0x5F1B1E7
+# Key of the SipHash-2-4 that pandas' hash_array applied before MurmurHash3:
+# encoders fitted then (hash_function_ == "siphash") keep it.
 HASH_KEY = "sk_fibinet/hash1"  # 16 bytes
+#: Hash functions of ``FieldEncoder.hash_function_``: new fits use the first.
+HASH_FUNCTIONS = ("murmurhash3", "siphash")
 
 
 def _is_categorical_dtype(dtype) -> bool:
@@ -371,13 +382,27 @@ def _canonical_text(uniques) -> np.ndarray:
     return out
 
 
-def hash_codes(col, n_buckets: int) -> np.ndarray:
+def _murmurhash3(texts) -> np.ndarray:
+    """``(n,)`` uint32 MurmurHash3 of each text's UTF-8 bytes, seed ``HASH_SEED``."""
+    return np.fromiter(
+        (murmurhash3_32(t, seed=HASH_SEED, positive=True) for t in texts),
+        dtype=np.uint64,
+        count=len(texts),
+    )  # (n,)
+
+
+def hash_codes(col, n_buckets: int, hash_function: str = "murmurhash3") -> np.ndarray:
     """Codes of one categorical column by stable hashing into ``n_buckets``.
 
     Parameters
     ----------
     col : Series or ndarray of shape (n_samples,)
     n_buckets : int
+    hash_function : {"murmurhash3", "siphash"}, default="murmurhash3"
+        ``"murmurhash3"``: MurmurHash3 (32 bits, seed ``HASH_SEED``, unsigned)
+        of the value's UTF-8 text, modulo ``n_buckets``. ``"siphash"``: pandas'
+        SipHash-2-4 with key ``HASH_KEY``, as encoders fitted before
+        MurmurHash3 hashed.
 
     Returns
     -------
@@ -390,9 +415,17 @@ def hash_codes(col, n_buckets: int) -> np.ndarray:
         index, uniques = col.cat.codes.to_numpy(), col.cat.categories.to_numpy()
     else:
         index, uniques = pd.factorize(_as_indexable(col), use_na_sentinel=True)
-    hashes = pd.util.hash_array(
-        _canonical_text(uniques), hash_key=HASH_KEY, categorize=False
-    )  # (n_uniques,) uint64
+    texts = _canonical_text(uniques)  # (n_uniques,) object
+    if hash_function == "murmurhash3":
+        hashes = _murmurhash3(texts)  # (n_uniques,) uint64
+    elif hash_function == "siphash":
+        hashes = pd.util.hash_array(
+            texts, hash_key=HASH_KEY, categorize=False
+        )  # (n_uniques,) uint64
+    else:
+        raise ValueError(
+            f"hash_function must be one of {HASH_FUNCTIONS}, got {hash_function!r}."
+        )
     buckets = (hashes % np.uint64(n_buckets)).astype(np.int64) + N_RESERVED
     index = np.asarray(index, dtype=np.int64)
     found = index >= 0
@@ -436,6 +469,10 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         ``None`` for numeric ones.
     hash_buckets_ : list of int or None
         Number of hash buckets of each hashed column, ``None`` for the others.
+    hash_function_ : {"murmurhash3", "siphash"}
+        The hash of the hashed columns: ``"murmurhash3"`` for every new fit,
+        ``"siphash"`` for encoders fitted before (read from older files), which
+        keep hashing as they did.
     bin_edges_ : list of ndarray or None
         Inner bin edges of each numeric column, ``None`` for categorical ones.
     """
@@ -521,6 +558,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         self.hash_buckets_ = resolve_hash_buckets(
             self.hash_buckets, self.column_names_, self.categorical_mask_
         )
+        self.hash_function_ = HASH_FUNCTIONS[0]
         self.vocabularies_, self.bin_edges_, self.cardinalities_ = [], [], []
         for stat, is_cat, buckets in zip(
             stats, self.categorical_mask_, self.hash_buckets_, strict=True
@@ -576,11 +614,13 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         codes = np.empty((X.shape[0], len(cols)), dtype=np.int64)
         # encoders fitted before hashing existed have no hash_buckets_
         hashed = getattr(self, "hash_buckets_", None) or [None] * len(cols)
+        # encoders pickled before MurmurHash3 have no hash_function_
+        hash_function = getattr(self, "hash_function_", "siphash")
         for j, col in enumerate(cols):
             name = self.column_names_[j]
             vocab = self.vocabularies_[j]
             if hashed[j] is not None:
-                codes[:, j] = hash_codes(col, hashed[j])
+                codes[:, j] = hash_codes(col, hashed[j], hash_function)
             elif vocab is not None:
                 codes[:, j] = self._encode_categorical(col, vocab, name)
             else:

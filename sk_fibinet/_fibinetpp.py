@@ -96,7 +96,10 @@ class FeatureNorm(nn.Module):
             parts.append(ct.transpose(1, 2))  # (batch, F_cat, d)
         if self.ln_weight is not None:
             n = e.index_select(1, self.num_index)  # (batch, F_num, d)
-            n = F_.layer_norm(n, n.shape[-1:], eps=LN_EPS)  # (batch, F_num, d)
+            # the width from a parameter, not from n: a constant when traced
+            # for ONNX (n.shape[-1:] would follow the batch); the same value
+            d = self.ln_weight.shape[-1:]
+            n = F_.layer_norm(n, d, eps=LN_EPS)  # (batch, F_num, d)
             parts.append(n * self.ln_weight + self.ln_bias)  # (batch, F_num, d)
         z = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (batch, F, d)
         return z.index_select(1, self.inverse)  # (batch, F, d)

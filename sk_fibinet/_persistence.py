@@ -28,7 +28,7 @@ from skorch.history import History
 
 from ._base import BaseFiBiNET, _check_device
 from ._classifier import FiBiNETClassifier
-from ._encoding import FieldEncoder, resolve_hash_buckets
+from ._encoding import HASH_FUNCTIONS, FieldEncoder, resolve_hash_buckets
 from ._engine import _trained_params
 from ._regressor import FiBiNETRegressor
 
@@ -40,8 +40,11 @@ _FORMATS = {
 }
 # 2: derived index buffers (field offsets, coarse and pair indices) are no
 # longer stored; version-1 files, which hold them, still load.
-FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+# 3: the encoder records its hash function; hashed columns of new fits use
+# MurmurHash3, and version-1/2 files, written when the hash was pandas'
+# SipHash, load with "siphash" and keep predicting as before.
+FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 
 # The weights-only unpickler of older torch releases can be escaped by a crafted
 # file: torch < 2.6.0 by CVE-2025-32434 (GHSA-53q9-r3pm-6pq6), torch < 2.10.0 by
@@ -250,6 +253,7 @@ def _encoder_to_plain(encoder: FieldEncoder) -> dict:
         "cardinalities": [int(c) for c in encoder.cardinalities_],
         "vocabularies": vocabularies,
         "bin_edges": bin_edges,
+        "hash_function": str(getattr(encoder, "hash_function_", "siphash")),
     }
 
 
@@ -269,6 +273,14 @@ def _encoder_from_plain(state: dict) -> FieldEncoder:
     encoder.hash_buckets_ = resolve_hash_buckets(
         encoder.hash_buckets, encoder.column_names_, encoder.categorical_mask_
     )
+    # files of format 1 and 2 were hashed with SipHash and do not say so
+    hash_function = state.get("hash_function", "siphash")
+    if hash_function not in HASH_FUNCTIONS:
+        raise ValueError(
+            "The sk_fibinet model file names an unknown hash function "
+            f"{hash_function!r}; known: {', '.join(HASH_FUNCTIONS)}."
+        )
+    encoder.hash_function_ = hash_function
     return encoder
 
 

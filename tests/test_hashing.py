@@ -11,9 +11,11 @@ from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
+from sklearn.utils import murmurhash3_32
 
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, load_model, save_model
 from sk_fibinet._encoding import (
+    HASH_SEED,
     MISSING_CODE,
     N_RESERVED,
     OTHER_CODE,
@@ -23,13 +25,61 @@ from sk_fibinet._encoding import (
 
 
 def test_buckets_are_pinned_across_processes_and_releases():
-    # Saved models and the workers of a cluster all rely on a value landing in
-    # the same bucket (Python's hash() is salted per process): these codes must
-    # never change.
-    values = pd.Series(["click", "banner_1", "42", "True", "0.5"], dtype="str")
+    # Saved models, the workers of a cluster and exported ONNX graphs all rely
+    # on a value landing in the same bucket (Python's hash() is salted per
+    # process): these codes must never change.
+    values = pd.Series(["click", "banner_1", "42", "True", "0.5", "café"], dtype="str")
     assert_array_equal(
-        hash_codes(values, 2**20) - N_RESERVED, [165283, 358673, 503825, 857866, 724238]
+        hash_codes(values, 2**20) - N_RESERVED,
+        [642442, 688047, 433459, 243773, 199046, 146254],
     )
+    # MurmurHash3 of the UTF-8 text, as scikit-learn computes it
+    assert hash_codes(values[:1], 97)[0] - N_RESERVED == (
+        murmurhash3_32("click", seed=HASH_SEED, positive=True) % 97
+    )
+    # the SipHash of encoders fitted before MurmurHash3 stays as it was
+    assert_array_equal(
+        hash_codes(values, 2**20, "siphash") - N_RESERVED,
+        [165283, 358673, 503825, 857866, 724238, 115054],
+    )
+
+
+def test_new_fits_hash_with_murmurhash3_and_old_encoders_keep_siphash():
+    X, _ = make_mixed(n=200)
+    enc = FieldEncoder(hash_buckets={"color": 1000}).fit(X)
+    assert enc.hash_function_ == "murmurhash3"
+    new = enc.transform(X)[:, 0]
+    assert_array_equal(new, hash_codes(X["color"], 1000))
+    # an encoder pickled before hash_function_ existed hashed with SipHash
+    del enc.hash_function_
+    old = pickle.loads(pickle.dumps(enc)).transform(X)[:, 0]
+    assert_array_equal(old, hash_codes(X["color"], 1000, "siphash"))
+    assert (old != new).any()
+    with pytest.raises(ValueError, match="hash_function must be one of"):
+        hash_codes(X["color"], 10, "md5")
+
+
+def test_files_of_format_2_load_with_siphash_and_predict_as_before(tmp_path):
+    # a model saved by the release before MurmurHash3: its hashed columns were
+    # trained on SipHash buckets and must keep reading them
+    X, y = make_mixed(n=300)
+    clf = FiBiNETClassifier(**FAST, hash_buckets={"color": 16}).fit(X, y)
+    clf.encoder_.hash_function_ = "siphash"  # as the old release fitted it
+    before = clf.predict_proba(X)
+    path = tmp_path / "old.pt"
+    save_model(clf, path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["encoder"]["hash_function"] == "siphash"
+    del payload["encoder"]["hash_function"]  # format 2 did not store it
+    payload["format_version"] = 2
+    torch.save(payload, path)
+    loaded = load_model(path)
+    assert loaded.encoder_.hash_function_ == "siphash"
+    assert_array_equal(loaded.predict_proba(X), before)
+    # and a new file says murmurhash3
+    fresh = FiBiNETClassifier(**FAST, hash_buckets={"color": 16}).fit(X, y)
+    save_model(fresh, path)
+    assert load_model(path).encoder_.hash_function_ == "murmurhash3"
 
 
 def test_equal_values_of_any_dtype_share_a_bucket_and_missing_is_missing():
