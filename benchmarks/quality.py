@@ -1,24 +1,39 @@
 """Held-out quality of FiBiNETClassifier's defaults against strong baselines.
 
-Datasets (read from ``--data``, a folder laid out like ``adult/``,
-``bank_marketing/``, ``criteo_kaggle/``, ``avazu/``, ``kdd2012_click/``,
-``census_income_kdd/``): Adult (official train / test files), Bank marketing
-(bank-full, ``duration`` dropped: it leaks the target), the Criteo 10k sample,
-the Avazu sample, the KDD Cup 2012 track 2 click sample (ten ID columns whose
-values are mostly seen once or twice) and Census-Income KDD (the 99,762-row
-test file, ``instance_weight`` dropped); 80/20 stratified split per seed except
-Adult.
+Setup (benchmark-only dependencies, never dependencies of the package; the
+versions measured)::
 
-Models: ``FiBiNETClassifier()`` with its defaults (only ``random_state`` set);
-``HistGradientBoostingClassifier`` on ordinal codes with the categorical
-columns of at most 255 categories declared categorical; ``LogisticRegression``
-on one-hot categoricals (``min_frequency=2``) and standardized, imputed
-numerics; LightGBM with its defaults on pandas ``category`` columns; CatBoost
-with its defaults, the categorical columns declared and ``thread_count`` set to
-the number of cores. LightGBM and CatBoost are benchmark-only dependencies::
-
-    pip install lightgbm catboost
+    pip install lightgbm==4.7.0 catboost==1.2.10   # into the project's venv
+    benchmarks/setup_fuxictr_venv.sh               # FuxiCTR 2.3.10, own venv
     python benchmarks/quality.py --data DATA_DIR
+
+Datasets (``--datasets``, read from ``--data``, a folder laid out like
+``adult/``, ``bank_marketing/``, ``criteo_kaggle/``, ``avazu/``,
+``kdd2012_click/``, ``census_income_kdd/``, ``book_crossing/``,
+``mind_small_subset/``, ``movielens_1m_partial/``): Adult (official train /
+test files), Bank marketing (bank-full, ``duration`` dropped: it leaks the
+target), the Criteo 10k sample, the Avazu sample, the KDD Cup 2012 track 2
+click sample (ten ID columns whose values are mostly seen once or twice),
+Census-Income KDD (the 99,762-row test file, ``instance_weight`` dropped),
+Book-Crossing (user x book, one sampled negative per positive), the MIND-small
+subset (user x news with real non-clicks; split by impression, so that one
+impression's candidates never straddle train and test) and MovieLens-1M
+partial (ratings joined with users and movies, label rating >= 4); each set's
+PROVENANCE.txt gives its source and split rule. 80/20 split per seed,
+stratified, except Adult (its own files) and MIND (``GroupShuffleSplit`` on
+the impression id).
+
+Models: ``FiBiNETClassifier()`` with its defaults (only ``random_state`` set)
+and with ``variant="fibinet++"``; ``HistGradientBoostingClassifier`` on
+ordinal codes with the categorical columns of at most 255 categories declared
+categorical; ``LogisticRegression`` on one-hot categoricals
+(``min_frequency=2``) and standardized, imputed numerics; LightGBM with its
+defaults on pandas ``category`` columns; CatBoost with its defaults, the
+categorical columns declared and ``thread_count`` set to ``--threads``; and,
+as a tuned peer, FuxiCTR 2.3.10's FiBiNET with the BARS benchmark's Frappe
+configuration (``benchmarks/fuxictr_fibinet.py``, run as a subprocess with the
+interpreter of ``--fuxictr-python``; it holds out 10 % of the training rows,
+stratified, for its AUC monitor).
 
 Prints mean and standard deviation over the seeds of ROC AUC, log loss and fit
 seconds, then FiBiNET's AUC and log loss beside the best baseline of each set.
