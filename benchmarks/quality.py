@@ -172,7 +172,7 @@ def load_mind(data: Path):
     )
     time_ = pd.to_datetime(b["time"], format="%m/%d/%Y %I:%M:%S %p")
     b["hour"] = time_.dt.hour.astype(str)
-    b["weekday"] = time_.dt.weekday.astype(str)
+    b["weekday"] = time_.dt.day_of_week.astype(str)
     history = b["history"].fillna("").str.split()
     b["history_length"] = history.str.len().astype(float)
     b["history_set"] = history.map(set)
