@@ -17,7 +17,9 @@ one array per feature plus ``label``. FuxiCTR's own ``FeatureMap``,
 Adam at 1e-3, AUC on the validation rows after every epoch, the best epoch's
 weights kept, patience 2, the learning rate divided by 10 on each plateau.
 ``predict`` writes ``DIR/proba.npy``. Each command prints one JSON line on
-stdout; FuxiCTR's log goes to stderr.
+stdout; FuxiCTR's log goes to stderr. ``--params '{"embedding_regularizer": 0}'``
+(the same for both commands) changes one entry of the configuration, for
+diagnostics; the peer row uses none.
 
 The FiBiNET class lives in FuxiCTR's model zoo, not in its wheel, so
 :class:`FiBiNET` below composes the layers the wheel ships the way the model
@@ -159,7 +161,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-def _setup(workdir: Path, threads: int, seed: int):
+def _setup(workdir: Path, threads: int, seed: int, overrides: dict):
     """Seed, limit threads, log to stderr; return the params and the feature map."""
     import torch
     from fuxictr.features import FeatureMap
@@ -168,8 +170,12 @@ def _setup(workdir: Path, threads: int, seed: int):
     torch.set_num_threads(threads)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True)
     seed_everything(seed=seed)
+    unknown = set(overrides) - set(BARS_FRAPPE)
+    if unknown:
+        raise ValueError(f"--params: unknown keys {sorted(unknown)}")
     params = dict(
         BARS_FRAPPE,
+        **overrides,
         dataset_id="quality",
         model_root=str(workdir / "model"),
         verbose=0,
@@ -185,11 +191,11 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fit(workdir: Path, seed: int, threads: int) -> dict:
+def fit(workdir: Path, seed: int, threads: int, overrides: dict) -> dict:
     """Train on ``train.npz``, early-stop on ``valid.npz``; keep the best weights."""
     from fuxictr.pytorch.dataloaders import RankDataLoader
 
-    params, feature_map = _setup(workdir, threads, seed)
+    params, feature_map = _setup(workdir, threads, seed, overrides)
     start = time.perf_counter()
     train_gen, valid_gen = RankDataLoader(
         feature_map,
@@ -213,11 +219,11 @@ def fit(workdir: Path, seed: int, threads: int) -> dict:
     }
 
 
-def predict(workdir: Path, threads: int) -> dict:
+def predict(workdir: Path, threads: int, overrides: dict) -> dict:
     """Write the best model's probabilities on ``test.npz`` to ``proba.npy``."""
     from fuxictr.pytorch.dataloaders import RankDataLoader
 
-    params, feature_map = _setup(workdir, threads, seed=0)
+    params, feature_map = _setup(workdir, threads, 0, overrides)
     test_gen = RankDataLoader(
         feature_map,
         stage="test",
@@ -245,14 +251,20 @@ def main(argv=None):
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--params",
+        type=json.loads,
+        default={},
+        help="JSON overriding BARS_FRAPPE entries (a diagnostic, not the peer row)",
+    )
     args = parser.parse_args(argv)
     import fuxictr
     import torch
 
     if args.command == "fit":
-        result = fit(args.workdir, args.seed, args.threads)
+        result = fit(args.workdir, args.seed, args.threads, args.params)
     else:
-        result = predict(args.workdir, args.threads)
+        result = predict(args.workdir, args.threads, args.params)
     result.update(
         impl=f"fuxictr {fuxictr.__version__}",
         torch=torch.__version__,

@@ -444,9 +444,10 @@ class FuxiCTRFiBiNET(BaseEstimator, ClassifierMixin):
     ``predict_proba`` writes the rows the same way and runs its ``predict``.
     """
 
-    def __init__(self, *, seed=0, validation_fraction=0.1):
+    def __init__(self, *, seed=0, validation_fraction=0.1, params=None):
         self.seed = seed
         self.validation_fraction = validation_fraction
+        self.params = params
 
     def _columns(self, X):
         return {
@@ -482,6 +483,8 @@ class FuxiCTRFiBiNET(BaseEstimator, ClassifierMixin):
                 str(self.seed),
                 "--threads",
                 str(THREADS[0]),
+                "--params",
+                json.dumps(self.params or {}),
             ],
             capture_output=True,
             text=True,
@@ -581,6 +584,11 @@ DIAGNOSTIC_MODELS = {
     "HistGradientBoosting (pairwise)": lambda X, seed: hgb(X, seed).set_params(
         histgradientboostingclassifier__interaction_cst="pairwise"
     ),
+    # The BARS configuration without its L2 on the whole embedding tables at
+    # every step (0.05): how much of the peer's result that one setting decides.
+    "FuxiCTR FiBiNET (embedding_regularizer=0)": lambda X, seed: FuxiCTRFiBiNET(
+        seed=seed, params={"embedding_regularizer": 0}
+    ),
 }
 ALL_MODELS = {**MODELS, **DIAGNOSTIC_MODELS}
 
@@ -618,7 +626,9 @@ def main(argv=None):
     if unknown:
         p.error(f"--models: unknown {unknown}; choose from {list(ALL_MODELS)}")
     FUXICTR_PYTHON[0] = args.fuxictr_python
-    if FUXICTR in models and not args.fuxictr_python.exists():
+    if any(m.startswith("FuxiCTR") for m in models) and not (
+        args.fuxictr_python.exists()
+    ):
         p.error(
             f"--fuxictr-python {args.fuxictr_python} does not exist: run "
             "benchmarks/setup_fuxictr_venv.sh, or leave the FuxiCTR row out of "
