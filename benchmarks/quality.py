@@ -1,24 +1,39 @@
 """Held-out quality of FiBiNETClassifier's defaults against strong baselines.
 
-Datasets (read from ``--data``, a folder laid out like ``adult/``,
-``bank_marketing/``, ``criteo_kaggle/``, ``avazu/``, ``kdd2012_click/``,
-``census_income_kdd/``): Adult (official train / test files), Bank marketing
-(bank-full, ``duration`` dropped: it leaks the target), the Criteo 10k sample,
-the Avazu sample, the KDD Cup 2012 track 2 click sample (ten ID columns whose
-values are mostly seen once or twice) and Census-Income KDD (the 99,762-row
-test file, ``instance_weight`` dropped); 80/20 stratified split per seed except
-Adult.
+Setup (benchmark-only dependencies, never dependencies of the package; the
+versions measured)::
 
-Models: ``FiBiNETClassifier()`` with its defaults (only ``random_state`` set);
-``HistGradientBoostingClassifier`` on ordinal codes with the categorical
-columns of at most 255 categories declared categorical; ``LogisticRegression``
-on one-hot categoricals (``min_frequency=2``) and standardized, imputed
-numerics; LightGBM with its defaults on pandas ``category`` columns; CatBoost
-with its defaults, the categorical columns declared and ``thread_count`` set to
-the number of cores. LightGBM and CatBoost are benchmark-only dependencies::
-
-    pip install lightgbm catboost
+    pip install lightgbm==4.7.0 catboost==1.2.10   # into the project's venv
+    benchmarks/setup_fuxictr_venv.sh               # FuxiCTR 2.3.10, own venv
     python benchmarks/quality.py --data DATA_DIR
+
+Datasets (``--datasets``, read from ``--data``, a folder laid out like
+``adult/``, ``bank_marketing/``, ``criteo_kaggle/``, ``avazu/``,
+``kdd2012_click/``, ``census_income_kdd/``, ``book_crossing/``,
+``mind_small_subset/``, ``movielens_1m_partial/``): Adult (official train /
+test files), Bank marketing (bank-full, ``duration`` dropped: it leaks the
+target), the Criteo 10k sample, the Avazu sample, the KDD Cup 2012 track 2
+click sample (ten ID columns whose values are mostly seen once or twice),
+Census-Income KDD (the 99,762-row test file, ``instance_weight`` dropped),
+Book-Crossing (user x book, one sampled negative per positive), the MIND-small
+subset (user x news with real non-clicks; split by impression, so that one
+impression's candidates never straddle train and test) and MovieLens-1M
+partial (ratings joined with users and movies, label rating >= 4); each set's
+PROVENANCE.txt gives its source and split rule. 80/20 split per seed,
+stratified, except Adult (its own files) and MIND (``GroupShuffleSplit`` on
+the impression id).
+
+Models: ``FiBiNETClassifier()`` with its defaults (only ``random_state`` set)
+and with ``variant="fibinet++"``; ``HistGradientBoostingClassifier`` on
+ordinal codes with the categorical columns of at most 255 categories declared
+categorical; ``LogisticRegression`` on one-hot categoricals
+(``min_frequency=2``) and standardized, imputed numerics; LightGBM with its
+defaults on pandas ``category`` columns; CatBoost with its defaults, the
+categorical columns declared and ``thread_count`` set to ``--threads``; and,
+as a tuned peer, FuxiCTR 2.3.10's FiBiNET with the BARS benchmark's Frappe
+configuration (``benchmarks/fuxictr_fibinet.py``, run as a subprocess with the
+interpreter of ``--fuxictr-python``; it holds out 10 % of the training rows,
+stratified, for its AUC monitor).
 
 Prints mean and standard deviation over the seeds of ROC AUC, log loss and fit
 seconds, then FiBiNET's AUC and log loss beside the best baseline of each set.
@@ -27,23 +42,26 @@ seconds, then FiBiNET's AUC and log loss beside the best baseline of each set.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -122,14 +140,137 @@ def load_census(data: Path):
     return frame, y
 
 
+def load_book_crossing(data: Path):
+    """Book-Crossing (RippleNet / KGCN form): user x book, one sampled negative
+    per positive; random stratified 80/20 split per seed."""
+    frame = pd.read_csv(
+        data / "book_crossing" / "ratings_final.txt.gz",
+        sep="\t",
+        header=None,
+        names=["user", "item", "label"],
+        dtype={"user": str, "item": str},
+    )
+    y = frame.pop("label").to_numpy()
+    return frame, y
+
+
+def load_mind(data: Path):
+    """MIND-small subset, one row per shown candidate (real clicks and non-clicks).
+
+    Fields: ``user_id``, ``news_id``, ``hour`` and ``weekday`` of the impression
+    (categorical), ``impression_size`` (candidates shown together) and
+    ``history_length`` (numeric), ``in_history`` (0/1: the candidate is among the
+    user's earlier clicks). Returns the impression ids as groups: the split keeps
+    each impression's candidates on one side (``GroupShuffleSplit``, 80/20).
+    """
+    b = pd.read_csv(
+        data / "mind_small_subset" / "behaviors.tsv.gz",
+        sep="\t",
+        header=None,
+        names=["impression_id", "user_id", "time", "history", "impressions"],
+        dtype=str,
+    )
+    time_ = pd.to_datetime(b["time"], format="%m/%d/%Y %I:%M:%S %p")
+    b["hour"] = time_.dt.hour.astype(str)
+    b["weekday"] = time_.dt.day_of_week.astype(str)
+    history = b["history"].fillna("").str.split()
+    b["history_length"] = history.str.len().astype(float)
+    b["history_set"] = history.map(set)
+    cand = b["impressions"].str.split(" ")
+    b["impression_size"] = cand.str.len().astype(float)
+    rows = b.assign(cand=cand).explode("cand", ignore_index=True)
+    rows[["news_id", "click"]] = rows["cand"].str.rsplit("-", n=1, expand=True)
+    rows["in_history"] = [
+        int(n in h) for n, h in zip(rows["news_id"], rows["history_set"], strict=True)
+    ]
+    y = rows["click"].astype(int).to_numpy()
+    columns = [
+        "user_id",
+        "news_id",
+        "hour",
+        "weekday",
+        "impression_size",
+        "history_length",
+        "in_history",
+    ]
+    return rows[columns].copy(), y, rows["impression_id"].to_numpy()
+
+
+def load_movielens(data: Path):
+    """MovieLens-1M partial ratings joined with users and movies; label rating >= 4.
+
+    Fields: ``user_id``, ``movie_id``, ``gender``, ``age``, ``occupation``,
+    ``zip_code``, ``genres`` (the '|'-joined combination) as categorical, and
+    ``timestamp`` as a number; random stratified 80/20 split per seed.
+    """
+    folder = data / "movielens_1m_partial"
+    ratings = pd.read_csv(
+        folder / "ratings_partial.dat.gz",
+        sep="::",
+        engine="python",
+        names=["user_id", "movie_id", "rating", "timestamp"],
+    )
+    users = pd.read_csv(
+        folder / "users.dat.gz",
+        sep="::",
+        engine="python",
+        names=["user_id", "gender", "age", "occupation", "zip_code"],
+    )
+    movies = pd.read_csv(
+        folder / "movies.dat.gz",
+        sep="::",
+        engine="python",
+        encoding="latin-1",
+        names=["movie_id", "title", "genres"],
+    )
+    frame = ratings.merge(users, on="user_id", how="left").merge(
+        movies[["movie_id", "genres"]], on="movie_id", how="left"
+    )
+    y = (frame.pop("rating") >= 4).astype(int).to_numpy()
+    for c in ["user_id", "movie_id", "gender", "age", "occupation", "zip_code"]:
+        frame[c] = frame[c].astype(str)
+    frame["timestamp"] = frame["timestamp"].astype(float)
+    columns = [
+        "user_id",
+        "movie_id",
+        "gender",
+        "age",
+        "occupation",
+        "zip_code",
+        "genres",
+        "timestamp",
+    ]
+    return frame[columns], y
+
+
 LOADERS = {
     "bank": load_bank,
     "criteo": load_criteo,
     "avazu": load_avazu,
     "kdd2012": load_kdd2012,
     "census": load_census,
+    "book_crossing": load_book_crossing,
+    "mind": load_mind,
+    "movielens_1m": load_movielens,
 }
-DATASETS = ["adult", "bank", "criteo", "avazu", "kdd2012", "census"]
+DATASETS = [
+    "adult",
+    "bank",
+    "criteo",
+    "avazu",
+    "kdd2012",
+    "census",
+    "book_crossing",
+    "mind",
+    "movielens_1m",
+]
+
+
+@functools.cache
+def _load(name: str, data: Path):
+    """``(X, y, groups)`` of a set, read once per process (groups may be None)."""
+    X, y, *groups = LOADERS[name](data)
+    return X, y, (groups[0] if groups else None)
 
 
 def split(name, data: Path, seed: int):
@@ -137,7 +278,11 @@ def split(name, data: Path, seed: int):
         X_tr, y_tr = load_adult(subset="train", return_X_y=True)
         X_te, y_te = load_adult(subset="test", return_X_y=True)
         return X_tr, X_te, (y_tr == ">50K").to_numpy(), (y_te == ">50K").to_numpy()
-    X, y = LOADERS[name](data)
+    X, y, groups = _load(name, data)
+    if groups is not None:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=seed)
+        train, test = next(splitter.split(X, y, groups))
+        return X.iloc[train], X.iloc[test], y[train], y[test]
     return train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
 
 
@@ -280,6 +425,138 @@ class _FillMissing(BaseEstimator, TransformerMixin):
         return X
 
 
+HERE = Path(__file__).resolve().parent
+FUXICTR_PYTHON = [
+    Path(os.environ.get("FUXICTR_VENV", HERE / ".venv-fuxictr")) / "bin" / "python"
+]  # --fuxictr-python
+
+
+class FuxiCTRFiBiNET(BaseEstimator, ClassifierMixin):
+    """FuxiCTR's FiBiNET (BARS Frappe configuration) run in its own environment.
+
+    ``fit`` holds out ``validation_fraction`` of the training rows (stratified)
+    for FuxiCTR's AUC monitor, encodes the columns the way FuxiCTR's feature
+    processor would (categorical: a vocabulary of the training part, index 0
+    for padding, one index for out-of-vocabulary values, missing as its own
+    value; numeric: standardized on the training part, missing as 0), writes
+    them in FuxiCTR's npz layout and runs ``benchmarks/fuxictr_fibinet.py fit``
+    with the interpreter made by ``benchmarks/setup_fuxictr_venv.sh``.
+    ``predict_proba`` writes the rows the same way and runs its ``predict``.
+    """
+
+    def __init__(self, *, seed=0, validation_fraction=0.1, params=None):
+        self.seed = seed
+        self.validation_fraction = validation_fraction
+        self.params = params
+
+    def _columns(self, X):
+        return {
+            c: X[c].astype(object).where(X[c].notna(), "__NA__").astype(str)
+            if c in self.categorical_
+            else X[c].astype(float)
+            for c in X.columns
+        }
+
+    def _write(self, X, y, path: Path):
+        arrays = {"label": np.asarray(y, dtype=np.float32)}
+        for j, (c, col) in enumerate(self._columns(X).items()):
+            if c in self.categorical_:
+                vocab = self.vocab_[c]
+                codes = vocab.get_indexer(col) + 1  # 0 is padding
+                codes[codes == 0] = len(vocab) + 1  # out of vocabulary
+                arrays[f"f{j}"] = codes.astype(np.int64)
+            else:
+                mean, std = self.scale_[c]
+                arrays[f"f{j}"] = np.nan_to_num((col.to_numpy() - mean) / std)
+        np.savez(path, **arrays)
+
+    def _run(self, command: str) -> dict:
+        python = FUXICTR_PYTHON[0]
+        result = subprocess.run(
+            [
+                str(python),
+                str(HERE / "fuxictr_fibinet.py"),
+                command,
+                "--workdir",
+                self.workdir_.name,
+                "--seed",
+                str(self.seed),
+                "--threads",
+                str(THREADS[0]),
+                "--params",
+                json.dumps(self.params or {}),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            raise RuntimeError(
+                f"fuxictr_fibinet.py {command} failed:\n{result.stderr[-3000:]}"
+            )
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        X_tr, X_va, y_tr, y_va = train_test_split(
+            X,
+            y,
+            test_size=self.validation_fraction,
+            stratify=y,
+            random_state=self.seed,
+        )
+        self.categorical_ = set(_categorical(X))
+        cols = self._columns(X_tr)
+        self.vocab_ = {
+            c: pd.Index(cols[c].unique()) for c in X.columns if c in self.categorical_
+        }
+        self.scale_ = {
+            c: (cols[c].mean(), cols[c].std() or 1.0)
+            for c in X.columns
+            if c not in self.categorical_
+        }
+        self.workdir_ = tempfile.TemporaryDirectory(prefix="fuxictr_")
+        workdir = Path(self.workdir_.name)
+        features = [
+            {
+                f"f{j}": {
+                    "source": "",
+                    "type": "categorical",
+                    "padding_idx": 0,
+                    "vocab_size": len(self.vocab_[c]) + 2,
+                }
+                if c in self.categorical_
+                else {"source": "", "type": "numeric"}
+            }
+            for j, c in enumerate(X.columns)
+        ]
+        (workdir / "feature_map.json").write_text(
+            json.dumps(
+                {
+                    "dataset_id": "quality",
+                    "num_fields": len(features),
+                    "total_features": sum(
+                        f.get("vocab_size", 1) for x in features for f in x.values()
+                    ),
+                    "input_length": len(features),
+                    "labels": ["label"],
+                    "features": features,
+                }
+            )
+        )
+        self._write(X_tr, y_tr, workdir / "train.npz")
+        self._write(X_va, y_va, workdir / "valid.npz")
+        self.fit_report_ = self._run("fit")
+        return self
+
+    def predict_proba(self, X):
+        workdir = Path(self.workdir_.name)
+        self._write(X, np.zeros(len(X)), workdir / "test.npz")
+        self._run("predict")
+        proba = np.load(workdir / "proba.npy")  # (n,)
+        return np.column_stack([1 - proba, proba])  # (n, 2)
+
+
+FUXICTR = "FuxiCTR FiBiNET (BARS Frappe config)"
 THREADS = [os.cpu_count()]  # --threads: every model's thread count
 FIBINET_PARAMS: dict = {}  # --params: try other settings than the defaults
 
@@ -287,10 +564,14 @@ MODELS = {
     "FiBiNET (defaults)": lambda X, seed: FiBiNETClassifier(
         random_state=seed, **FIBINET_PARAMS
     ),
+    "FiBiNET++ (variant='fibinet++')": lambda X, seed: FiBiNETClassifier(
+        random_state=seed, **{"variant": "fibinet++", **FIBINET_PARAMS}
+    ),
     "HistGradientBoosting": hgb,
     "LogReg one-hot": logreg,
     "LightGBM": lightgbm,
     "CatBoost": catboost,
+    FUXICTR: lambda X, seed: FuxiCTRFiBiNET(seed=seed),
 }
 # The baselines FiBiNET must match on every set (CatBoost is reported apart).
 BASELINES = ["HistGradientBoosting", "LogReg one-hot", "LightGBM"]
@@ -302,6 +583,11 @@ BASELINES = ["HistGradientBoosting", "LogReg one-hot", "LightGBM"]
 DIAGNOSTIC_MODELS = {
     "HistGradientBoosting (pairwise)": lambda X, seed: hgb(X, seed).set_params(
         histgradientboostingclassifier__interaction_cst="pairwise"
+    ),
+    # The BARS configuration without its L2 on the whole embedding tables at
+    # every step (0.05): how much of the peer's result that one setting decides.
+    "FuxiCTR FiBiNET (embedding_regularizer=0)": lambda X, seed: FuxiCTRFiBiNET(
+        seed=seed, params={"embedding_regularizer": 0}
     ),
 }
 ALL_MODELS = {**MODELS, **DIAGNOSTIC_MODELS}
@@ -327,7 +613,27 @@ def main(argv=None):
         default=os.cpu_count(),
         help="threads of every model (torch, OpenMP, CatBoost, LightGBM)",
     )
+    p.add_argument(
+        "--fuxictr-python",
+        type=Path,
+        default=FUXICTR_PYTHON[0],
+        help="interpreter of the FuxiCTR environment (benchmarks/"
+        "setup_fuxictr_venv.sh; default $FUXICTR_VENV/bin/python)",
+    )
     args = p.parse_args(argv)
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in ALL_MODELS]
+    if unknown:
+        p.error(f"--models: unknown {unknown}; choose from {list(ALL_MODELS)}")
+    FUXICTR_PYTHON[0] = args.fuxictr_python
+    if any(m.startswith("FuxiCTR") for m in models) and not (
+        args.fuxictr_python.exists()
+    ):
+        p.error(
+            f"--fuxictr-python {args.fuxictr_python} does not exist: run "
+            "benchmarks/setup_fuxictr_venv.sh, or leave the FuxiCTR row out of "
+            "--models"
+        )
     THREADS[0] = args.threads
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
@@ -335,11 +641,11 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     for name in args.datasets.split(","):
-        for model_name in args.models.split(","):
+        for model_name in models:
             scores = []
             for seed in seeds:
                 X_tr, X_te, y_tr, y_te = split(name, args.data, seed)
-                if model_name != "FiBiNET (defaults)":
+                if not model_name.startswith("FiBiNET"):
                     X_tr, X_te = _as_str(X_tr), _as_str(X_te)
                 model = ALL_MODELS[model_name](X_tr, seed)
                 start = time.perf_counter()
@@ -351,8 +657,10 @@ def main(argv=None):
                 )
                 print(
                     f"# {name} {model_name} seed {seed}: AUC {scores[-1][0]:.4f} "
-                    f"logloss {scores[-1][1]:.4f} {seconds:.1f}s",
+                    f"logloss {scores[-1][1]:.4f} {seconds:.1f}s "
+                    f"{getattr(model, 'fit_report_', '')}",
                     file=sys.stderr,
+                    flush=True,
                 )
             s = np.array(scores)
             rows.append((name, model_name, s.mean(0), s.std(0)))

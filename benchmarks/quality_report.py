@@ -32,6 +32,7 @@ ORDER = [
     "LightGBM",
     "CatBoost",
     "LogReg one-hot",
+    "FuxiCTR FiBiNET (BARS Frappe config)",
 ]
 
 
