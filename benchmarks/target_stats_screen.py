@@ -30,9 +30,9 @@ from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
 from sk_fibinet._target_stats import (
     PairSketch,
@@ -59,8 +59,8 @@ def load_book_crossing(data: Path, seed: int, subsample: int | None):
     return (X_tr.reset_index(drop=True), X_te.reset_index(drop=True), y_tr, y_te)
 
 
-def statistics(X_tr, y_tr, X_te, columns, pairs, seed, smooth):
-    ts = TargetStatistics(columns, pairs, smooth=smooth, seed=seed)
+def statistics(X_tr, y_tr, X_te, columns, pairs, seed, smooth, prior="out_of_fold"):
+    ts = TargetStatistics(columns, pairs, smooth=smooth, prior=prior, seed=seed)
     positions = np.arange(len(X_tr))
     ts.update(X_tr, y_tr.astype(float), positions=positions)
     return ts.out_of_fold(X_tr, positions), ts.transform(X_te)
@@ -107,6 +107,8 @@ def main():
     p.add_argument("--smooth", default="auto", help="'auto' or a float")
     p.add_argument("--models", default="logreg one-hot,hgb ordinal,fibinet++")
     p.add_argument("--forced-pairs", action="store_true")
+    p.add_argument("--prior-all", action="store_true", help="add a prior='all' arm")
+    p.add_argument("--sklearn-te", action="store_true", help="add a TargetEncoder arm")
     args = p.parse_args()
     smooth = args.smooth if args.smooth == "auto" else float(args.smooth)
     import torch
@@ -135,12 +137,33 @@ def main():
             pd.concat([X_tr, s_tr], axis=1),
             pd.concat([X_te, s_te], axis=1),
         )
+    if args.prior_all and columns:
+        s_tr, s_te = statistics(
+            X_tr, y_tr, X_te, columns, pairs, args.seed, smooth, prior="all"
+        )
+        feature_sets["X + stats, prior=all"] = (
+            pd.concat([X_tr, s_tr], axis=1),
+            pd.concat([X_te, s_te], axis=1),
+        )
     forced = candidate_pairs(columns)
     if args.forced_pairs and forced and forced != pairs:
         s_tr, s_te = statistics(X_tr, y_tr, X_te, columns, forced, args.seed, smooth)
         feature_sets["X + stats + all pairs"] = (
             pd.concat([X_tr, s_tr], axis=1),
             pd.concat([X_te, s_te], axis=1),
+        )
+    if args.sklearn_te and columns:
+        # The reference: scikit-learn's own TargetEncoder (its default shuffled
+        # 5-fold cross fitting) over the same columns, no pairs.
+        cv = StratifiedKFold(5, shuffle=True, random_state=args.seed)
+        te = TargetEncoder(smooth=smooth, cv=cv)
+        te_tr = te.fit_transform(X_tr[columns], y_tr)
+        names = [f"{c}:sklearn_te" for c in columns]
+        feature_sets["X + sklearn TargetEncoder"] = (
+            pd.concat([X_tr, pd.DataFrame(te_tr, columns=names)], axis=1),
+            pd.concat(
+                [X_te, pd.DataFrame(te.transform(X_te[columns]), columns=names)], axis=1
+            ),
         )
     print(f"statistics: {time.perf_counter() - t:.1f} s (smooth={smooth!r})\n")
 

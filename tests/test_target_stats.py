@@ -200,6 +200,17 @@ def test_value_seen_only_in_its_own_fold_gets_the_fold_prior():
     assert_allclose(oof[in0], y[~in0].mean())
 
 
+def test_prior_all_uses_one_prior_for_every_fold():
+    positions = np.arange(40)
+    folds = assign_folds(positions, 2, 0)
+    X = pd.DataFrame({"u": np.where(folds == 0, "only0", "only1")})
+    y = (positions % 3 == 0).astype(float)
+    ts = TargetStatistics(["u"], n_folds=2, smooth=4.0, prior="all")
+    ts.update(X, y, positions=positions)
+    # Every value is seen only in its own fold: all rows get the overall prior.
+    assert_allclose(ts.out_of_fold(X, positions)["u:te"], y.mean())
+
+
 def test_pair_values_do_not_collide_like_concatenated_strings():
     X = pd.DataFrame({"a": ["a_b", "a"] * 10, "b": ["c", "b_c"] * 10})
     y = np.array([1.0, 0.0] * 10)
@@ -225,6 +236,8 @@ def test_folds_are_balanced_and_independent_of_the_validation_hash():
 def test_bad_arguments_name_the_parameter():
     with pytest.raises(ValueError, match="n_folds"):
         TargetStatistics(["u"], n_folds=1)
+    with pytest.raises(ValueError, match="prior"):
+        TargetStatistics(["u"], prior="fold")
     with pytest.raises(ValueError, match="smooth"):
         TargetStatistics(["u"], smooth=-1.0)
     with pytest.raises(ValueError, match="pairs"):
