@@ -445,32 +445,85 @@ class TargetStatistics:
         out = np.empty((n, len(self.feature_names_)))  # (n, n_out)
         col = 0
         for s, (local, rows) in self._source_codes(frame, grow=False).items():
-            st = self._stats[s]
             r = rows[local]  # (n,)
-            seen = r >= 0  # (n,)
-            r = np.where(seen, r, 0)  # (n,)
-            w = st.w[r].sum(1)  # (n,)
-            sm = st.s[r].sum(1)  # (n, k)
-            if fold is not None:
-                w = w - st.w[r, fold]  # (n,)
-                sm = sm - st.s[r, fold]  # (n, k)
-            w = np.where(seen, w, 0.0)  # (n,)
-            sm = np.where(seen[:, None], sm, 0.0)  # (n, k)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                if st.q is None:
-                    m = self.smooth
-                    value = (sm + m * prior) / (w[:, None] + m)  # (n, k)
-                else:
-                    q = st.q[r].sum(1)  # (n, k)
-                    if fold is not None:
-                        q = q - st.q[r, fold]  # (n, k)
-                    mean = sm / w[:, None]  # (n, k)
-                    s2 = np.maximum(q / w[:, None] - mean**2, 0.0)  # (n, k)
-                    lam = var * w[:, None] / (var * w[:, None] + s2)  # (n, k)
-                    value = lam * mean + (1.0 - lam) * prior  # (n, k)
-            out[:, col : col + k] = np.where(np.isfinite(value), value, prior)
+            out[:, col : col + k] = self._values(s, r, fold, prior, var)  # (n, k)
             col += k
         return pd.DataFrame(out, columns=self.feature_names_, index=frame.index)
+
+    def _values(self, s, r, fold, prior, var) -> np.ndarray:
+        """Statistics ``(n, k)`` of source ``s`` for value codes ``r`` ``(n,)``
+        (-1: unseen, the prior), out of ``fold`` ``(n,)`` or (None) full-data."""
+        st = self._stats[s]
+        seen = r >= 0  # (n,)
+        r = np.where(seen, r, 0)  # (n,)
+        w = st.w[r].sum(1)  # (n,)
+        sm = st.s[r].sum(1)  # (n, k)
+        if fold is not None:
+            w = w - st.w[r, fold]  # (n,)
+            sm = sm - st.s[r, fold]  # (n, k)
+        w = np.where(seen, w, 0.0)  # (n,)
+        sm = np.where(seen[:, None], sm, 0.0)  # (n, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if st.q is None:
+                m = self.smooth
+                value = (sm + m * prior) / (w[:, None] + m)  # (n, k)
+            else:
+                q = st.q[r].sum(1)  # (n, k)
+                if fold is not None:
+                    q = q - st.q[r, fold]  # (n, k)
+                mean = sm / w[:, None]  # (n, k)
+                s2 = np.maximum(q / w[:, None] - mean**2, 0.0)  # (n, k)
+                lam = var * w[:, None] / (var * w[:, None] + s2)  # (n, k)
+                value = lam * mean + (1.0 - lam) * prior  # (n, k)
+        return np.where(np.isfinite(value), value, prior)  # (n, k)
+
+    def lookup_tables(self) -> dict:
+        """The full-data statistics as lookup tables, for a graph to gather from.
+
+        What :meth:`transform` computes, evaluated once per vocabulary row, so
+        that a row's statistic is a table look-up of its value's code (how
+        ``to_onnx`` puts the statistics in its graph).
+
+        Returns
+        -------
+        tables : dict
+            ``"vocabularies"``: per source column, the Index of its values in
+            code order (code ``i + 1`` is ``index[i]``, code 0 is missing);
+            ``"pair_keys"``: per pair, its packed keys ``(a << 32) | b`` of the
+            two columns' codes, in code order (code ``i + 1`` is ``keys[i]``);
+            ``"tables"``: per source (a 1-tuple or a pair), an array of shape
+            ``(n_codes + 1, k)``: row ``r`` the statistics of code ``r``, the
+            last row those of an unseen value (the prior).
+        """
+        self._check_fitted()
+        k = self._n_targets
+        n_w = np.full(1, self._fold_w.sum())  # (1,)
+        t_s = self._fold_s.sum(0)[None]  # (1, k)
+        t_q = self._fold_q.sum(0)[None]  # (1, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prior = t_s / n_w[:, None]  # (1, k)
+            var = t_q / n_w[:, None] - prior**2  # (1, k)
+        prior = np.where(np.isfinite(prior), prior, 0.0)  # (1, k)
+        tables = {}
+        for s in self._sources:
+            n_codes = len(self._pair_vocab[s] if len(s) == 2 else self._vocab[s[0]])
+            r = np.append(np.arange(n_codes), -1)  # (n_codes + 1,)
+            n = len(r)
+            tables[s] = self._values(
+                s,
+                r,
+                None,
+                np.broadcast_to(prior, (n, k)),
+                np.broadcast_to(var, (n, k)),
+            )  # (n_codes + 1, k)
+        return {
+            "vocabularies": {c: v.index for c, v in self._vocab.items()},
+            "pair_keys": {
+                p: np.asarray(v.index, dtype=np.int64)
+                for p, v in self._pair_vocab.items()
+            },
+            "tables": tables,
+        }
 
     def out_of_fold(self, frame, positions):
         """Out-of-fold statistics of training rows (those given to ``update``).
