@@ -7,7 +7,11 @@ The graph has three parts, built here and joined into one ``onnx.ModelProto``:
   per vocabulary (unknown and rare values to the "other" row, the empty string
   to the missing row), ``com.microsoft.MurmurHash3`` for hashed columns, and
   ``Less`` / ``ReduceSum`` against the bin edges for numeric columns (NaN to
-  the missing row); the codes are concatenated into ``(batch, F)`` int64;
+  the missing row); target statistics (``target_stats="auto"``) are looked
+  up from the raw columns (``LabelEncoder`` to the statistics' own value and
+  pair codes, ``Gather`` from a table of each code's full-data statistic, the
+  prior last) and binned like numeric columns; the codes are concatenated
+  into ``(batch, F)`` int64;
 * the network, ``torch.onnx.export`` (TorchScript) of the evaluation-mode
   module on the CPU, with the plain composition (``fused=False``);
 * the output head: the classifier's temperature, sigmoid or softmax in double
@@ -39,7 +43,9 @@ from ._onnx_encoding import (
     _PREFIX,
     MISSING_TEXT,
     _encode_column,
+    _encode_statistics,
     _Graph,
+    n_input_columns,
 )
 
 #: Opsets of the exported graph: the network's (TorchScript exporter), the
@@ -166,7 +172,8 @@ def to_onnx(estimator, path=None):
     """Export a fitted estimator to one ONNX graph from raw columns to predictions.
 
     The graph holds the whole scoring path: the field encoding (vocabularies
-    with their unknown, rare and missing rows, hashed buckets, numeric bins),
+    with their unknown, rare and missing rows, hashed buckets, numeric bins,
+    target statistics computed from the raw columns),
     the network and the output head, in standard ONNX, ``ai.onnx.ml`` and
     onnxruntime's ``com.microsoft`` operators; onnxruntime runs it without
     pandas, scikit-learn, skorch, torch or sk_fibinet.
@@ -183,7 +190,8 @@ def to_onnx(estimator, path=None):
     Returns
     -------
     model : onnx.ModelProto
-        Inputs: one per column seen in ``fit``, named after it, of shape
+        Inputs: one per column seen in ``fit`` (none for the target
+        statistics, which the graph computes), named after it, of shape
         ``(batch, 1)``: ``tensor(string)`` for categorical columns (the empty
         string means missing; numbers and booleans as text, see
         :func:`onnx_inputs`), ``tensor(double)`` for numeric ones (NaN means
@@ -235,13 +243,17 @@ def _model(onnx, estimator, *, matrix: bool):
             "to_onnx expects a fitted FiBiNETClassifier or FiBiNETRegressor, got "
             f"{type(estimator).__name__}."
         )
-    if getattr(estimator, "target_stats_", None) is not None:
+    statistics = getattr(estimator, "target_stats_", None)
+    if matrix and statistics is not None:
         raise ValueError(
-            "to_onnx cannot export target statistics yet (target_stats="
-            f"{estimator.target_stats!r}); fit with target_stats=None to export."
+            "The skl2onnx converter cannot export target statistics (target_stats="
+            f"{estimator.target_stats!r}): they look values up by their text, "
+            "which a matrix of numbers does not carry. Export the estimator alone "
+            "with to_onnx, or fit it with target_stats=None."
         )
     encoder = estimator.encoder_
     names = list(encoder.column_names_)
+    n_inputs = n_input_columns(estimator)
     tp, helper = onnx.TensorProto, onnx.helper
     g = _Graph(onnx)
     codes = []
@@ -262,7 +274,7 @@ def _model(onnx, estimator, *, matrix: bool):
                 "them before fitting to export the model."
             )
         inputs = []
-        for j, name in enumerate(names):
+        for j, name in enumerate(names[:n_inputs]):
             is_cat = bool(encoder.categorical_mask_[j])
             inputs.append(
                 helper.make_tensor_value_info(
@@ -270,6 +282,15 @@ def _model(onnx, estimator, *, matrix: bool):
                 )
             )
             codes.append(_encode_column(g, name, encoder, j))  # (batch, 1) each
+        if statistics is not None:  # numeric fields computed from the inputs
+            text = {
+                n
+                for j, n in enumerate(names[:n_inputs])
+                if encoder.categorical_mask_[j]
+            }
+            values = _encode_statistics(g, statistics, text)  # (batch, 1) each
+            for j in range(n_inputs, len(names)):
+                codes.append(_encode_column(g, values[names[j]], encoder, j))
     x_codes, z = _PREFIX + "codes", _PREFIX + "logits"
     g.nodes.append(
         helper.make_node("Concat", codes, [x_codes], name=x_codes, axis=1)

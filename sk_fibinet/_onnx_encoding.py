@@ -32,6 +32,14 @@ _PREFIX = "sk_fibinet/"  # internal names: cannot collide with column names
 
 
 # ------------------------------------------------------------------ the inputs
+def n_input_columns(estimator) -> int:
+    """How many of the encoder's fields are input columns: the target
+    statistics' fields (``"user:te"``) come after them and are no inputs."""
+    statistics = getattr(estimator, "target_stats_", None)
+    n_fields = len(estimator.encoder_.column_names_)
+    return n_fields - (0 if statistics is None else len(statistics.feature_names_))
+
+
 def _text_codes(col) -> tuple[np.ndarray, np.ndarray]:
     """``(n,)`` indices into the distinct values (-1: missing) and their text."""
     col = _as_indexable(col)
@@ -65,7 +73,8 @@ def onnx_inputs(estimator, X) -> dict:
     """
     check_is_fitted(estimator)
     encoder = estimator.encoder_
-    names = encoder.column_names_
+    n_inputs = n_input_columns(estimator)
+    names = encoder.column_names_[:n_inputs]  # not the target statistics
     if isinstance(X, pd.DataFrame):
         missing = [n for n in names if n not in {str(c) for c in X.columns}]
         if missing:
@@ -80,7 +89,8 @@ def onnx_inputs(estimator, X) -> dict:
             )
         cols = [X[:, j] for j in range(X.shape[1])]
     feed = {}
-    for name, col, is_cat in zip(names, cols, encoder.categorical_mask_, strict=True):
+    mask = encoder.categorical_mask_[:n_inputs]
+    for name, col, is_cat in zip(names, cols, mask, strict=True):
         if is_cat:
             index, texts = _text_codes(col)
             out = np.full(index.shape, MISSING_TEXT, dtype=object)  # (n,)
@@ -245,3 +255,71 @@ def _encode_number_category(g: _Graph, x: str, vocab, name) -> str:
     nan = g.node("IsNaN", [x])  # (batch, 1) bool
     missing = g.const(np.int64(MISSING_CODE), "missing")
     return g.node("Where", [nan, missing, code], "codes")  # (batch, 1) int64
+
+
+# ------------------------------------------------------- target statistics
+def _encode_statistics(g: _Graph, statistics, text_inputs) -> dict:
+    """Nodes computing every target statistic from the raw text inputs.
+
+    What :meth:`TargetStatistics.transform` does, as look-ups: each source
+    column's text to its code in the statistics' own vocabulary (0 missing,
+    then first appearance, -1 unseen), a pair's two codes packed into one
+    int64 key to the pair's code, then a ``Gather`` from a constant table of
+    every code's full-data statistic whose last row is the prior (what an
+    unseen value gets; ``Gather`` reads index -1 as the last row).
+
+    Returns ``{feature name: (batch, 1) double}`` for
+    ``statistics.feature_names_``.
+    """
+    lookup = statistics.lookup_tables()
+    codes = {}
+    for column, index in lookup["vocabularies"].items():
+        if column not in text_inputs:
+            raise ValueError(
+                f"Column {column!r} is a target-statistics source but not a "
+                "categorical input of the graph."
+            )
+        texts = _vocabulary_texts(index, column)
+        codes[column] = g.node(
+            "LabelEncoder",
+            [column],
+            "te_code",
+            domain="ai.onnx.ml",
+            keys_strings=texts + [MISSING_TEXT],
+            values_int64s=list(range(1, len(texts) + 1)) + [0],
+            default_int64=-1,
+        )  # (batch, 1) int64, -1 unseen
+    zero = g.const(np.int64(0), "zero")
+    unseen = g.const(np.int64(-1), "unseen")
+    values = []
+    for source, table in lookup["tables"].items():
+        if len(source) == 1:
+            code = codes[source[0]]  # (batch, 1)
+        else:
+            a, b = codes[source[0]], codes[source[1]]  # (batch, 1) each
+            key = g.node(
+                "Add", [g.node("Mul", [a, g.const(np.int64(2**32), "shift")]), b]
+            )  # (batch, 1): (a << 32) | b for codes >= 0
+            keys = lookup["pair_keys"][source]  # (P,)
+            if len(keys):
+                row = g.node(
+                    "LabelEncoder",
+                    [key],
+                    "te_pair_code",
+                    domain="ai.onnx.ml",
+                    keys_int64s=[int(v) for v in keys],
+                    values_int64s=list(range(1, len(keys) + 1)),
+                    default_int64=-1,
+                )  # (batch, 1) int64
+            else:
+                row = _constant_codes(g, key, -1)  # (batch, 1)
+            either = g.node(
+                "Or", [g.node("Less", [a, zero]), g.node("Less", [b, zero])]
+            )  # (batch, 1) bool: a column value unseen
+            code = g.node("Where", [either, unseen, row], "te_pair")  # (batch, 1)
+        for j in range(table.shape[1]):
+            column = np.ascontiguousarray(table[:, j], dtype=np.float64)  # (V + 1,)
+            values.append(
+                g.node("Gather", [g.const(column, "te_table"), code], "te", axis=0)
+            )  # (batch, 1) double
+    return dict(zip(statistics.feature_names_, values, strict=True))

@@ -31,6 +31,7 @@ from ._classifier import FiBiNETClassifier
 from ._encoding import HASH_FUNCTIONS, FieldEncoder, resolve_hash_buckets
 from ._engine import _trained_params
 from ._regressor import FiBiNETRegressor
+from ._target_stats import TargetStatistics
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
 # The format name records the estimator class a file holds; both share one layout.
@@ -43,8 +44,11 @@ _FORMATS = {
 # 3: the encoder records its hash function; hashed columns of new fits use
 # MurmurHash3, and version-1/2 files, written when the hash was pandas'
 # SipHash, load with "siphash" and keep predicting as before.
-FORMAT_VERSION = 3
-_READABLE_VERSIONS = (1, 2, 3)
+# 4: the target statistics (target_stats="auto") are stored; a reader of
+# versions 1-3 would drop them and load a model that cannot predict, so it
+# must refuse the file. Files of versions 1-3 have none and still load.
+FORMAT_VERSION = 4
+_READABLE_VERSIONS = (1, 2, 3, 4)
 
 # The weights-only unpickler of older torch releases can be escaped by a crafted
 # file: torch < 2.6.0 by CVE-2025-32434 (GHSA-53q9-r3pm-6pq6), torch < 2.10.0 by
@@ -290,6 +294,71 @@ def _float_array(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def _tensor64(array) -> torch.Tensor:
+    return torch.from_numpy(np.array(array, dtype=np.float64, copy=True))
+
+
+def _target_stats_to_plain(statistics) -> dict | None:
+    """:meth:`TargetStatistics.to_state` as tensors and plain values."""
+    if statistics is None:
+        return None
+    state = statistics.to_state()
+    plain = {
+        "columns": [str(c) for c in state["columns"]],
+        "pairs": [[str(a), str(b)] for a, b in state["pairs"]],
+        "n_folds": int(state["n_folds"]),
+        "smooth": _plain(state["smooth"], "target statistics' smooth"),
+        "prior": str(state["prior"]),
+        "seed": int(state["seed"]),
+        "n_targets": None if state["n_targets"] is None else int(state["n_targets"]),
+        "vocabularies": [
+            [str(c), _index_to_plain(index, c)] for c, index in state["vocabularies"]
+        ],
+        "pair_keys": [
+            torch.from_numpy(np.array(keys, dtype=np.int64, copy=True))
+            for keys in state["pair_keys"]
+        ],
+        "rows_seen": None if state["rows_seen"] is None else int(state["rows_seen"]),
+    }
+    if state["n_targets"] is not None:
+        plain.update(
+            fold_w=_tensor64(state["fold_w"]),
+            fold_s=_tensor64(state["fold_s"]),
+            fold_q=_tensor64(state["fold_q"]),
+            sums=[
+                [None if a is None else _tensor64(a) for a in sums]
+                for sums in state["sums"]
+            ],
+            feature_names=[str(n) for n in state["feature_names"]],
+            sources={str(n): [str(c) for c in s] for n, s in state["sources"].items()},
+        )
+    return plain
+
+
+def _target_stats_from_plain(plain) -> TargetStatistics | None:
+    if plain is None:
+        return None
+    state = dict(plain)
+    state["pairs"] = [tuple(p) for p in plain["pairs"]]
+    state["vocabularies"] = [
+        (c, _index_from_plain(spec)) for c, spec in plain["vocabularies"]
+    ]
+    state["pair_keys"] = [k.to(torch.int64).numpy() for k in plain["pair_keys"]]
+    if plain["n_targets"] is not None:
+        for name in ("fold_w", "fold_s", "fold_q"):
+            state[name] = _float_array(plain[name])
+        state["sums"] = [
+            tuple(None if a is None else _float_array(a) for a in sums)
+            for sums in plain["sums"]
+        ]
+    try:
+        return TargetStatistics.from_state(state)
+    except ValueError as exc:
+        raise ValueError(
+            f"The sk_fibinet model file holds damaged target statistics: {exc}"
+        ) from exc
+
+
 def _network_to_plain(model: BaseFiBiNET) -> dict:
     """What ``_build_net`` needs besides the parameters, as fit computed it."""
     hidden = model.hidden_layer_sizes
@@ -337,10 +406,13 @@ def save_model(model: BaseFiBiNET, path) -> None:
     -----
     The file is one ``torch.save`` archive holding only tensors and plain Python
     values: the estimator class, the hyper-parameters, the encoder's vocabularies
-    and bin edges, the classes (classifier) or the target scaling (regressor), the
-    training history (as JSON) and the network weights. The
-    optimizer state is not stored, so a loaded model predicts exactly like the
-    saved one but does not continue training where it stopped.
+    and bin edges, the target statistics of ``target_stats="auto"`` (their
+    vocabularies, per-value and per-fold sums and fold totals, enough for
+    ``predict`` and for a later ``partial_fit`` to keep updating them), the
+    classes (classifier) or the target scaling (regressor), the training
+    history (as JSON) and the network weights. The optimizer state is not
+    stored, so a loaded model predicts exactly like the saved one but does not
+    continue training where it stopped.
 
     Unlike pickle or joblib, which can execute arbitrary code when they load a
     file (never unpickle a model from an untrusted source), this format is read
@@ -349,12 +421,6 @@ def save_model(model: BaseFiBiNET, path) -> None:
 
     A ``random_state`` given as a ``RandomState`` instance is stored as None.
     """
-    if getattr(model, "target_stats_", None) is not None:
-        raise ValueError(
-            "save_model cannot store target statistics yet (target_stats="
-            f"{model.target_stats!r}); use pickle or joblib for this model, or "
-            "fit it with target_stats=None."
-        )
     format_name = next(
         (name for name, cls in _FORMATS.items() if isinstance(model, cls)), None
     )
@@ -397,6 +463,7 @@ def save_model(model: BaseFiBiNET, path) -> None:
         "network": _network_to_plain(model),
         "history": _history_to_json(model.net_.history),
         "state_dict": state_dict,
+        "target_stats": _target_stats_to_plain(getattr(model, "target_stats_", None)),
     }
     if isinstance(model, FiBiNETClassifier):
         payload["classes"] = _array_to_plain(np.asarray(model.classes_), "classes_")
@@ -582,6 +649,8 @@ def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
         base = _float_array(payload["explain_base_value"])
         model.explain_base_value_ = float(base[0]) if base.size == 1 else base
         model._code_counts = payload["code_counts"].to(torch.float64)
+    # files before format 4 hold no target statistics
+    model.target_stats_ = _target_stats_from_plain(payload.get("target_stats"))
     model._trained_params = _trained_params(model)  # for a later partial_fit
     if isinstance(model, FiBiNETClassifier):
         model.classes_ = _array_from_plain(payload["classes"])

@@ -445,32 +445,85 @@ class TargetStatistics:
         out = np.empty((n, len(self.feature_names_)))  # (n, n_out)
         col = 0
         for s, (local, rows) in self._source_codes(frame, grow=False).items():
-            st = self._stats[s]
             r = rows[local]  # (n,)
-            seen = r >= 0  # (n,)
-            r = np.where(seen, r, 0)  # (n,)
-            w = st.w[r].sum(1)  # (n,)
-            sm = st.s[r].sum(1)  # (n, k)
-            if fold is not None:
-                w = w - st.w[r, fold]  # (n,)
-                sm = sm - st.s[r, fold]  # (n, k)
-            w = np.where(seen, w, 0.0)  # (n,)
-            sm = np.where(seen[:, None], sm, 0.0)  # (n, k)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                if st.q is None:
-                    m = self.smooth
-                    value = (sm + m * prior) / (w[:, None] + m)  # (n, k)
-                else:
-                    q = st.q[r].sum(1)  # (n, k)
-                    if fold is not None:
-                        q = q - st.q[r, fold]  # (n, k)
-                    mean = sm / w[:, None]  # (n, k)
-                    s2 = np.maximum(q / w[:, None] - mean**2, 0.0)  # (n, k)
-                    lam = var * w[:, None] / (var * w[:, None] + s2)  # (n, k)
-                    value = lam * mean + (1.0 - lam) * prior  # (n, k)
-            out[:, col : col + k] = np.where(np.isfinite(value), value, prior)
+            out[:, col : col + k] = self._values(s, r, fold, prior, var)  # (n, k)
             col += k
         return pd.DataFrame(out, columns=self.feature_names_, index=frame.index)
+
+    def _values(self, s, r, fold, prior, var) -> np.ndarray:
+        """Statistics ``(n, k)`` of source ``s`` for value codes ``r`` ``(n,)``
+        (-1: unseen, the prior), out of ``fold`` ``(n,)`` or (None) full-data."""
+        st = self._stats[s]
+        seen = r >= 0  # (n,)
+        r = np.where(seen, r, 0)  # (n,)
+        w = st.w[r].sum(1)  # (n,)
+        sm = st.s[r].sum(1)  # (n, k)
+        if fold is not None:
+            w = w - st.w[r, fold]  # (n,)
+            sm = sm - st.s[r, fold]  # (n, k)
+        w = np.where(seen, w, 0.0)  # (n,)
+        sm = np.where(seen[:, None], sm, 0.0)  # (n, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if st.q is None:
+                m = self.smooth
+                value = (sm + m * prior) / (w[:, None] + m)  # (n, k)
+            else:
+                q = st.q[r].sum(1)  # (n, k)
+                if fold is not None:
+                    q = q - st.q[r, fold]  # (n, k)
+                mean = sm / w[:, None]  # (n, k)
+                s2 = np.maximum(q / w[:, None] - mean**2, 0.0)  # (n, k)
+                lam = var * w[:, None] / (var * w[:, None] + s2)  # (n, k)
+                value = lam * mean + (1.0 - lam) * prior  # (n, k)
+        return np.where(np.isfinite(value), value, prior)  # (n, k)
+
+    def lookup_tables(self) -> dict:
+        """The full-data statistics as lookup tables, for a graph to gather from.
+
+        What :meth:`transform` computes, evaluated once per vocabulary row, so
+        that a row's statistic is a table look-up of its value's code (how
+        ``to_onnx`` puts the statistics in its graph).
+
+        Returns
+        -------
+        tables : dict
+            ``"vocabularies"``: per source column, the Index of its values in
+            code order (code ``i + 1`` is ``index[i]``, code 0 is missing);
+            ``"pair_keys"``: per pair, its packed keys ``(a << 32) | b`` of the
+            two columns' codes, in code order (code ``i + 1`` is ``keys[i]``);
+            ``"tables"``: per source (a 1-tuple or a pair), an array of shape
+            ``(n_codes + 1, k)``: row ``r`` the statistics of code ``r``, the
+            last row those of an unseen value (the prior).
+        """
+        self._check_fitted()
+        k = self._n_targets
+        n_w = np.full(1, self._fold_w.sum())  # (1,)
+        t_s = self._fold_s.sum(0)[None]  # (1, k)
+        t_q = self._fold_q.sum(0)[None]  # (1, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prior = t_s / n_w[:, None]  # (1, k)
+            var = t_q / n_w[:, None] - prior**2  # (1, k)
+        prior = np.where(np.isfinite(prior), prior, 0.0)  # (1, k)
+        tables = {}
+        for s in self._sources:
+            n_codes = len(self._pair_vocab[s] if len(s) == 2 else self._vocab[s[0]])
+            r = np.append(np.arange(n_codes), -1)  # (n_codes + 1,)
+            n = len(r)
+            tables[s] = self._values(
+                s,
+                r,
+                None,
+                np.broadcast_to(prior, (n, k)),
+                np.broadcast_to(var, (n, k)),
+            )  # (n_codes + 1, k)
+        return {
+            "vocabularies": {c: v.index for c, v in self._vocab.items()},
+            "pair_keys": {
+                p: np.asarray(v.index, dtype=np.int64)
+                for p, v in self._pair_vocab.items()
+            },
+            "tables": tables,
+        }
 
     def out_of_fold(self, frame, positions):
         """Out-of-fold statistics of training rows (those given to ``update``).
@@ -509,6 +562,153 @@ class TargetStatistics:
             unseen values.
         """
         return self._encode(frame, None)
+
+    # -- state (save_model / load_model, to_onnx) -------------------------
+
+    def to_state(self) -> dict:
+        """Everything the statistics hold, as numpy arrays and plain values.
+
+        What :meth:`transform` needs (the vocabularies, the per-value and
+        per-fold sums, the fold totals) and what a later :meth:`update` needs to
+        keep growing them; :meth:`from_state` rebuilds an equal object.
+        ``save_model`` stores it without pickle.
+
+        Returns
+        -------
+        state : dict
+            ``columns``, ``pairs``, ``n_folds``, ``smooth``, ``prior``, ``seed``,
+            ``n_targets`` (None before the first update), ``vocabularies``
+            (``(column, Index)`` pairs in code order: code ``i + 1`` is
+            ``index[i]``, code 0 missing), ``pair_keys`` (per pair, the packed
+            int64 keys in code order), ``fold_w`` ``(F,)``, ``fold_s`` and
+            ``fold_q`` ``(F, k)``, ``sums`` (per source ``(w, s, q)`` of shapes
+            ``(V, F)``, ``(V, F, k)`` and ``(V, F, k)`` or None),
+            ``feature_names``, ``sources`` and ``rows_seen`` (None if unset).
+        """
+        state = {
+            "columns": list(self.columns),
+            "pairs": [tuple(p) for p in self.pairs],
+            "n_folds": self.n_folds,
+            "smooth": self.smooth,
+            "prior": self.prior,
+            "seed": self.seed,
+            "n_targets": self._n_targets,
+            "vocabularies": [(c, v.index) for c, v in self._vocab.items()],
+            "pair_keys": [
+                np.asarray(self._pair_vocab[p].index, dtype=np.int64)
+                for p in self.pairs
+            ],
+            "rows_seen": getattr(self, "rows_seen_", None),
+        }
+        if self._n_targets is None:
+            return state
+        sums = []
+        for s in self._sources:
+            n_codes = len(self._pair_vocab[s] if len(s) == 2 else self._vocab[s[0]])
+            st = self._stats[s]
+            sums.append(
+                tuple(
+                    None if a is None else a[:n_codes].copy()
+                    for a in (st.w, st.s, st.q)
+                )
+            )
+        state.update(
+            fold_w=self._fold_w.copy(),
+            fold_s=self._fold_s.copy(),
+            fold_q=self._fold_q.copy(),
+            sums=sums,
+            feature_names=list(self.feature_names_),
+            sources=dict(self.sources_),
+        )
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> TargetStatistics:
+        """The statistics :meth:`to_state` described, checked for consistency.
+
+        Parameters
+        ----------
+        state : dict
+            A :meth:`to_state` dict (its arrays may come from an untrusted file:
+            every shape is checked).
+
+        Returns
+        -------
+        statistics : TargetStatistics
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not fit the vocabularies, folds and targets.
+        """
+        ts = cls(
+            state["columns"],
+            state["pairs"],
+            n_folds=state["n_folds"],
+            smooth=state["smooth"],
+            prior=state["prior"],
+            seed=state["seed"],
+        )
+        vocabularies = dict(state["vocabularies"])
+        if set(vocabularies) != set(ts._vocab):
+            raise ValueError(
+                f"target statistics hold vocabularies of {sorted(vocabularies)}, "
+                f"their sources need {sorted(ts._vocab)}."
+            )
+        for c, index in vocabularies.items():
+            if not isinstance(index, pd.Index) or not index.is_unique:
+                raise ValueError(f"vocabulary of {c!r} must be a unique Index.")
+            ts._vocab[c].index = pd.Index(index, dtype=ts._vocab[c].dtype)
+        if len(state["pair_keys"]) != len(ts.pairs):
+            raise ValueError("target statistics need one key array per pair.")
+        for p, keys in zip(ts.pairs, state["pair_keys"], strict=True):
+            keys = pd.Index(np.asarray(keys, dtype=np.int64))
+            if keys.ndim != 1 or not keys.is_unique:
+                raise ValueError(f"keys of pair {p!r} must be unique int64 values.")
+            ts._pair_vocab[p].index = keys
+        if state["rows_seen"] is not None:
+            ts.rows_seen_ = int(state["rows_seen"])
+        if state["n_targets"] is None:
+            return ts
+        k = int(state["n_targets"])
+        if k < 1:
+            raise ValueError(f"n_targets must be >= 1, got {k}.")
+        ts._n_targets = k
+        ts._start()
+        F = ts.n_folds
+
+        def array(value, shape, what):
+            value = np.array(value, dtype=np.float64)  # a writable copy
+            if value.shape != shape:
+                raise ValueError(f"{what} must have shape {shape}, got {value.shape}.")
+            return value
+
+        ts._fold_w = array(state["fold_w"], (F,), "fold_w")
+        ts._fold_s = array(state["fold_s"], (F, k), "fold_s")
+        ts._fold_q = array(state["fold_q"], (F, k), "fold_q")
+        if len(state["sums"]) != len(ts._sources):
+            raise ValueError("target statistics need sums for every source.")
+        for s, (w, sm, q) in zip(ts._sources, state["sums"], strict=True):
+            n_codes = len(ts._pair_vocab[s] if len(s) == 2 else ts._vocab[s[0]])
+            st = ts._stats[s]
+            st.w = array(w, (n_codes, F), f"sums of {s!r}")
+            st.s = array(sm, (n_codes, F, k), f"sums of {s!r}")
+            if (q is None) != (st.q is None):
+                raise ValueError(
+                    f"sums of squares of {s!r} must be stored exactly when "
+                    "smooth='auto'."
+                )
+            if q is not None:
+                st.q = array(q, (n_codes, F, k), f"squares of {s!r}")
+        if (
+            list(state["feature_names"]) != ts.feature_names_
+            or {name: tuple(s) for name, s in state["sources"].items()} != ts.sources_
+        ):
+            raise ValueError(
+                "target statistics' feature names or sources do not fit their "
+                "columns and pairs."
+            )
+        return ts
 
 
 class _Sums:

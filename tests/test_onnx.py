@@ -392,3 +392,81 @@ def test_skl2onnx_refuses_hashed_columns_and_bool_labels():
     pipe.set_params(est__hash_buckets=None).fit(X, score > 0.5)
     with pytest.raises(ValueError, match="the estimator's are bool"):
         skl2onnx.to_onnx(pipe, X[:1])
+
+
+def make_ids(n=1600, seed=0):
+    """A str user ID (its rate carries the signal, some missing, some users
+    seen once), an int item ID mostly fixed by the user (their pair refines
+    both) and a number: target_stats="auto" picks both IDs and the pair."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, 70, n)
+    item = (user * 7 + rng.integers(0, 3, n)) % 60
+    rate = rng.normal(scale=1.5, size=70)
+    x = rng.normal(size=n)
+    logit = rate[user] + 0.3 * (item % 2) + 0.5 * x
+    users = np.array([f"u{u}" for u in user], dtype=object)
+    users[rng.random(n) < 0.03] = None
+    users[:20] = [f"solo{i}" for i in range(20)]  # rare: one row each
+    X = pd.DataFrame({"user": users, "item": item, "x": x})
+    return X, logit + rng.logistic(size=n) * 0.5
+
+
+def held_out_ids(X):
+    """Later rows plus unseen, rare and missing users, unseen items, a missing
+    item (the column turns float) and seen values in an unseen pair."""
+    new = X.tail(40).copy()
+    new["user"] = ["never", None, np.nan, "solo3", "u5", "u5", *new["user"].iloc[6:]]
+    items = new["item"].to_numpy().astype(float)
+    items[:6] = [999, -1, np.nan, 17, 0, items[5]]
+    new["item"] = items
+    return pd.concat([X.iloc[20:60], new], ignore_index=True)
+
+
+def fit_ids(estimator, y, X, **params):
+    model = estimator(
+        **SMALL,
+        target_stats="auto",
+        categorical_features=["user", "item"],
+        **params,
+    ).fit(X, y)
+    assert {"user", "item", "user*item"} <= {
+        name.split(":")[0] for name in model.target_stats_.feature_names_
+    }
+    return model
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_target_statistics_are_computed_in_the_graph(task):
+    X, score = make_ids()
+    rows = held_out_ids(X)
+    if task == "regression":
+        model = fit_ids(FiBiNETRegressor, score, X)
+        graph = to_onnx(model)
+        assert_regressor_matches(model, rows)
+    else:
+        y = np.digitize(score, [0.0] if task == "binary" else [-0.7, 0.7])
+        model = fit_ids(FiBiNETClassifier, y, X, variant="fibinet++")
+        graph = to_onnx(model)
+        assert_classifier_matches(model, rows)
+    # the raw columns are the only inputs; statistics are computed, not sent
+    assert [i.name for i in graph.graph.input] == ["user", "item", "x"]
+    assert set(onnx_inputs(model, rows)) == {"user", "item", "x"}
+    # the unseen user gets the prior (the table's last row), a missing one not
+    stats = model.target_stats_.transform(rows).filter(regex=r"^user:")
+    prior = model.target_stats_.lookup_tables()["tables"][("user",)][-1]
+    assert_array_equal(stats.iloc[40], prior)
+    assert not np.array_equal(stats.iloc[41], prior)
+
+
+def test_loaded_model_with_target_statistics_exports(tmp_path):
+    X, score = make_ids(n=1200)
+    clf = fit_ids(FiBiNETClassifier, (score > 0).astype(int), X, hash_buckets=32)
+    save_model(clf, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")
+    rows = held_out_ids(X)
+    proba = session(to_onnx(loaded)).run(None, onnx_inputs(loaded, rows))[1]
+    assert_allclose(proba, clf.predict_proba(rows), rtol=1e-5, atol=1e-5)
+    from sk_fibinet._onnx import _model
+
+    with pytest.raises(ValueError, match="skl2onnx converter cannot export target"):
+        _model(onnx, loaded, matrix=True)  # a matrix of numbers has no text

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import FAST, make_mixed
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 
 from sk_fibinet import FiBiNETClassifier, load_model, save_model
@@ -437,3 +437,110 @@ def test_version_1_files_with_derived_buffers_still_load(tmp_path):
     payload["format_version"] = 1
     torch.save(payload, path)
     assert_array_equal(load_model(path).predict_proba(X), clf.predict_proba(X))
+
+
+def _id_frame(n=1600, seed=0):
+    """A user ID (str, its rate carries the signal), an item ID (int, declared
+    categorical, mostly fixed by the user so that the pair refines both), some
+    missing users and a numeric column: target_stats="auto" picks both IDs and
+    their pair."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, 70, n)
+    item = (user * 7 + rng.integers(0, 3, n)) % 60
+    rate = rng.normal(scale=1.5, size=70)
+    x = rng.normal(size=n)
+    logit = rate[user] + 0.3 * (item % 2) + 0.5 * x
+    users = np.array([f"u{u}" for u in user], dtype=object)
+    users[rng.random(n) < 0.03] = None
+    X = pd.DataFrame({"user": users, "item": item, "x": x})
+    return X, logit + rng.logistic(size=n) * 0.5
+
+
+def _with_stats(estimator, X, y):
+    model = estimator(
+        **{**SMALL, "max_epochs": 2},
+        target_stats="auto",
+        categorical_features=["user", "item"],
+    ).fit(X, y)
+    assert model.target_stats_ is not None
+    assert {"user", "item", "user*item"} <= {
+        name.split(":")[0] for name in model.target_stats_.feature_names_
+    }
+    return model
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_round_trip_with_target_statistics_predicts_and_explains_identically(
+    task, tmp_path
+):
+    from sk_fibinet import FiBiNETRegressor
+
+    X, score = _id_frame()
+    if task == "regression":
+        model = _with_stats(FiBiNETRegressor, X, score)
+    else:
+        bins = [0.0] if task == "binary" else [-0.7, 0.7]
+        model = _with_stats(FiBiNETClassifier, X, np.digitize(score, bins))
+    save_model(model, tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert list(_walk(payload)) == []  # tensors and plain values only
+    loaded = load_model(tmp_path / "model.pt")
+    assert loaded.target_stats_.feature_names_ == model.target_stats_.feature_names_
+    assert loaded.target_stats_.sources_ == model.target_stats_.sources_
+    new = X.tail(30).copy()
+    new["user"] = ["never-seen", None, np.nan, *new["user"].iloc[3:]]
+    new["item"] = [999, -1, *new["item"].iloc[2:]]
+    rows = pd.concat([X.head(50), new], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        loaded.target_stats_.transform(rows), model.target_stats_.transform(rows)
+    )
+    predict = "predict" if task == "regression" else "predict_proba"
+    assert_array_equal(getattr(loaded, predict)(rows), getattr(model, predict)(rows))
+    which = {"class_of_interest": 2} if task == "multiclass" else {}
+    phi = loaded.explain(rows, **which)
+    assert list(phi.columns) == ["user", "item", "x"]
+    assert_array_equal(phi.to_numpy(), model.explain(rows, **which).to_numpy())
+    if task == "binary":  # the statistics' shares still add up to the logit
+        assert_allclose(
+            phi.to_numpy().sum(axis=1) + loaded.explain_base_value_,
+            loaded.decision_function(rows),
+            atol=1e-4,
+        )
+
+
+def test_partial_fit_after_loading_continues_the_target_statistics(tmp_path):
+    X, score = _id_frame(n=2000)
+    y = (score > 0).astype(int)
+    clf = FiBiNETClassifier(
+        **SMALL, target_stats="auto", categorical_features=["user", "item"]
+    )
+    clf.partial_fit(X[:1200], y[:1200], classes=[0, 1])
+    save_model(clf, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")
+    assert loaded.target_stats_.rows_seen_ == clf.target_stats_.rows_seen_ == 1200
+    # the optimizer's moments are not stored: the reference for the net is the
+    # same file with the unsaved model's own statistics put in
+    reference = load_model(tmp_path / "model.pt")
+    reference.target_stats_ = pickle.loads(pickle.dumps(clf.target_stats_))
+    for model in (clf, loaded, reference):
+        model.partial_fit(X[1200:], y[1200:])
+    assert loaded.target_stats_.rows_seen_ == clf.target_stats_.rows_seen_ == 2000
+    assert loaded.target_stats_.n_rows_ == clf.target_stats_.n_rows_
+    pd.testing.assert_frame_equal(
+        loaded.target_stats_.transform(X), clf.target_stats_.transform(X)
+    )
+    assert_array_equal(loaded.predict_proba(X), reference.predict_proba(X))
+
+
+def test_damaged_target_statistics_are_a_clear_error(tmp_path):
+    X, score = _id_frame(n=1200)
+    clf = _with_stats(FiBiNETClassifier, X, (score > 0).astype(int))
+    path = tmp_path / "model.pt"
+    save_model(clf, path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["format_version"] == 4
+    w, s, q = payload["target_stats"]["sums"][0]
+    payload["target_stats"]["sums"][0] = [w[:-1], s, q]  # one value's row lost
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="damaged target statistics.*sums of"):
+        load_model(path)

@@ -314,3 +314,38 @@ def test_pair_sketch_is_exact_below_k_and_close_above():
     est = small.summary().iloc[0]
     assert abs(est["n_distinct"] / len(exact) - 1) < 0.15
     assert abs(est["repeated_share"] - share) < 0.05
+
+
+@pytest.mark.parametrize("smooth", ["auto", 2.0])
+def test_lookup_tables_and_state_reproduce_transform_exactly(smooth):
+    X, rng, p = make_ids()
+    y = np.column_stack([rng.random(len(X)) < p, rng.random(len(X)) < 0.3])
+    ts = TargetStatistics(["u"], [("u", "v")], n_folds=3, smooth=smooth)
+    ts.update(X, y.astype(float), positions=np.arange(len(X)))
+    new = pd.DataFrame(
+        {"u": ["u1", None, "zz", "u2", np.nan], "v": ["v1", "v1", "v1", "zz", "v3"]}
+    )
+    rows = pd.concat([X.head(30), new], ignore_index=True)
+    lookup = ts.lookup_tables()
+    # by hand: the value's code in the source's vocabulary (0 missing, -1 unseen)
+
+    def code(column):
+        c = pd.Index(lookup["vocabularies"][column]).get_indexer(rows[column]) + 1
+        c[c == 0] = -1
+        c[rows[column].isna().to_numpy()] = 0
+        return c
+
+    u, v = code("u"), code("v")
+    key = u.astype(np.int64) * 2**32 + v
+    pair = pd.Index(lookup["pair_keys"][("u", "v")]).get_indexer(key) + 1
+    pair = np.where((u < 0) | (v < 0) | (pair == 0), -1, pair)
+    expected = ts.transform(rows).to_numpy()  # (n, 4)
+    assert_array_equal(lookup["tables"][("u",)][u], expected[:, :2])
+    assert_array_equal(lookup["tables"][("u", "v")][pair], expected[:, 2:])
+    assert (u == -1).any() and (pair == -1).any()  # the prior rows are used
+    again = TargetStatistics.from_state(ts.to_state())
+    pd.testing.assert_frame_equal(again.transform(rows), ts.transform(rows))
+    more = X.sample(100, random_state=1)
+    for stats in (ts, again):
+        stats.update(more, np.ones((100, 2)), positions=np.arange(400, 500))
+    pd.testing.assert_frame_equal(again.transform(rows), ts.transform(rows))
