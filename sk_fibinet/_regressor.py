@@ -184,8 +184,9 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         refine both columns (at most 12; see :doc:`/encoding`). The training
         rows get out-of-fold statistics (5 folds), held-out rows and
         predictions statistics of all training rows; ``partial_fit`` chunks
-        after the first get the statistics of the chunks before them. Not
-        with a :class:`ParquetSource` yet. None adds none.
+        after the first get the statistics of the chunks before them. A fit
+        on a :class:`ParquetSource` computes the same statistics with one or
+        two more passes over the chosen columns. None adds none.
 
     Attributes
     ----------

@@ -20,7 +20,8 @@ over the data of its own. Two checks, neither reading any row twice:
 * **The statistics of the first pass.** The first pass (the vocabulary count)
   is run again on resume, with the checkpoint's seed. A digest of everything
   it learns (the summed category counts in order of first appearance, the
-  sampled numeric values, the target summary, the number of held-out rows) is
+  sampled numeric values, the target summary, the number of held-out rows,
+  and the target statistics with their sums and the sample's values) is
   stored in the checkpoint; a resumed fit whose first pass gives another digest
   has other data behind the same metadata, and is refused.
 """

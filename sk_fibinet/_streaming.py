@@ -14,6 +14,32 @@ each reading one batch of rows at a time:
   batch to field codes and feeds the training rows to skorch through a bounded
   shuffle buffer.
 
+With ``target_stats="auto"`` (see ``_target_stats``) the statistics are
+those of an in-memory fit on the same rows, at the cost of one or two more
+passes that read only the columns they need, made when the first pass chose
+some columns:
+
+* the columns are chosen by ``select_columns`` on the first pass's category
+  counts of the training rows (all counts minus those of the held-out rows,
+  which the first pass also counts);
+* with two or more chosen columns, a pass over those columns sketches their
+  pairs (``PairSketch``, training rows only) and the pairs are chosen;
+* a pass over the chosen columns and the target accumulates
+  ``TargetStatistics.update`` over the training rows (the held-out ones left
+  out), each row at its position in the source, the position the validation
+  hash reads (so, without a hold-out, the folds of an in-memory fit). The
+  first pass cannot do it: the columns, and the targets' encoding the
+  statistics average, are known only at its end. The same pass keeps the bin
+  sample's rows of those columns; their statistics (out-of-fold for a
+  training row, of the training rows for a held-out one) give the bin edges
+  of the statistic columns, as the in-memory encoder bins the out-of-fold
+  values of its rows (the same values when the sample holds every row).
+
+In every epoch a training row then gets its out-of-fold statistics and a
+held-out row those of the training rows, computed batch by batch; memory
+grows with the distinct values of the chosen columns (times the folds), not
+with the rows.
+
 The validation rows are chosen by a seeded hash of the row position, so the
 same rows are held out in every epoch; they are encoded once, during the first
 epoch, and kept in memory (at most about ``max_validation_rows``), together
@@ -47,7 +73,13 @@ from . import _stream_checkpoint
 from ._encoding import _numeric_values, category_counts, resolve_categorical_mask
 from ._engine import Encoded
 from ._skorch import _CodesDataset
-from ._sources import make_encoder
+from ._sources import make_encoder, with_statistics
+from ._target_stats import (
+    PairSketch,
+    TargetStatistics,
+    candidate_pairs,
+    select_columns,
+)
 
 # Category counts of this many batches are summed at once (summing each batch
 # into the running totals re-hashes the whole vocabulary every time).
@@ -317,10 +349,20 @@ class _StreamDataset(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, source, encoder, targets, *, seed, valid_frac, keep_frac, n_train
+        self,
+        source,
+        encoder,
+        targets,
+        *,
+        seed,
+        valid_frac,
+        keep_frac,
+        n_train,
+        statistics=None,
     ):
         self.source = source
         self.encoder = encoder
+        self.statistics = statistics
         self.targets = targets
         self.seed = seed
         self.valid_frac = valid_frac
@@ -345,10 +387,24 @@ class _StreamDataset(torch.utils.data.IterableDataset):
     def batches(self, batch_size: int, seed: int):
         return _StreamBatches(self, batch_size, seed)
 
-    def _encode(self, batch):
-        """Codes ``(n, F)`` and target, weight ``(n, 2)`` of a record batch."""
+    def _encode(self, batch, positions, train):
+        """Codes ``(n, F)`` and target, weight ``(n, 2)`` of a record batch.
+
+        With target statistics, a training row (``train``) gets its
+        out-of-fold statistics and a held-out row those of the training rows.
+        """
         frame = batch.to_pandas()
-        codes = self.encoder.transform(frame[self.source.feature_names])  # (n, F)
+        features = frame[self.source.feature_names]
+        statistics = self.statistics
+        if statistics is not None:
+            values = np.empty((len(frame), len(statistics.feature_names_)))  # (n, k)
+            if train.any():
+                oof = statistics.out_of_fold(features[train], positions[train])
+                values[train] = oof.to_numpy()
+            if not train.all():
+                values[~train] = statistics.transform(features[~train]).to_numpy()
+            features = with_statistics(features, statistics.feature_names_, values)
+        codes = self.encoder.transform(features)  # (n, F)
         target, weight = self.targets(frame[self.source.target].to_numpy())
         target_weight = np.column_stack([target, weight]).astype(np.float32)  # (n, 2)
         return torch.from_numpy(codes), torch.from_numpy(target_weight)
@@ -381,7 +437,7 @@ class _StreamDataset(torch.utils.data.IterableDataset):
             u = _uniform_hash(positions, self.seed)  # (n,)
             train = u >= self.valid_frac  # (n,)
             if first:
-                codes, target = self._encode(batch)
+                codes, target = self._encode(batch, positions, train)
                 keep = u < self.keep_frac
                 if keep.any():
                     keep_t = torch.from_numpy(keep)
@@ -394,7 +450,10 @@ class _StreamDataset(torch.utils.data.IterableDataset):
             else:
                 if not train.all():
                     batch = batch.filter(pa.array(train))
-                codes, target = self._encode(batch)
+                    positions = positions[train]
+                codes, target = self._encode(
+                    batch, positions, np.ones(len(positions), dtype=bool)
+                )
             if codes.shape[0]:
                 yield codes, target
         if first:  # a whole pass ran: keep what it saw, in the source's order
@@ -461,11 +520,22 @@ def _merge_counts(counts: list[pd.Series]) -> pd.Series:
 def _learn_encoding(
     estimator, source, *, seed: int, valid_frac: float, statistics=None
 ):
-    """The first pass: encoder, target summary and number of validation rows.
+    """The first pass, and the statistics passes: encoder, target summary,
+    number of validation rows and target statistics.
 
     ``statistics``, a :class:`~sk_fibinet._stream_checkpoint.StatisticsDigest`
     or None, is fed every statistic learned: the summed category counts, the
-    numeric sample, the target summary and the number of validation rows.
+    numeric sample, the target summary, the number of validation rows and the
+    target statistics (see :func:`_target_statistics`).
+
+    Returns
+    -------
+    encoder : FieldEncoder
+    target_summary : Series
+        The summed target summaries (``_targets_from_stats``).
+    n_valid : int
+    target_stats : TargetStatistics or None
+        Updated with the training rows; None when ``target_stats`` adds none.
     """
     names = list(source.feature_names)
     empty = source._empty_frame(names)
@@ -486,6 +556,13 @@ def _learn_encoding(
         )
     counts = {name: [] for name, c in zip(names, mask, strict=True) if c}
     values = {name: [] for name, c in zip(names, mask, strict=True) if not c}
+    # categories of the held-out rows: target statistics choose their columns
+    # on the training rows' counts (all counts minus these), as in memory
+    valid_counts = (
+        {name: [] for name in counts}
+        if estimator.target_stats is not None and valid_frac > 0
+        else None
+    )
     target_stats = []
     n_valid = 0
     target = source.target
@@ -500,29 +577,141 @@ def _learn_encoding(
         target_stats.append(estimator._target_summary(y))
         lo, hi = np.searchsorted(sample, [position, position + len(frame)])
         rows = sample[lo:hi] - position
+        positions = np.arange(position, position + len(frame))
+        is_valid = _uniform_hash(positions, seed) < valid_frac  # (n,)
         for name in counts:
             counts[name].append(category_counts(frame[name]))
             if len(counts[name]) >= _MERGE_EVERY:
                 counts[name] = [_merge_counts(counts[name])]
+            if valid_counts is not None and is_valid.any():
+                valid_counts[name].append(category_counts(frame[name][is_valid]))
+                if len(valid_counts[name]) >= _MERGE_EVERY:
+                    valid_counts[name] = [_merge_counts(valid_counts[name])]
         for name in values:
             if rows.size:
                 values[name].append(_numeric_values(frame[name], name)[rows])
         if len(target_stats) >= _MERGE_EVERY:
             target_stats = [pd.concat(target_stats).groupby(level=0).sum()]
-        positions = np.arange(position, position + len(frame))
-        n_valid += int((_uniform_hash(positions, seed) < valid_frac).sum())
-    stats = (
+        n_valid += int(is_valid.sum())
+    stats = [
         _merge_counts(counts[name]) if name in counts else _concat_values(values[name])
         for name in names
-    )
+    ]
     if statistics is not None:
-        stats = map(statistics.update, stats)
-    encoder = make_encoder(estimator, is_frame=True)._fit_stats(names, mask, stats)
+        stats = [statistics.update(stat) for stat in stats]
     target_stats = pd.concat(target_stats).groupby(level=0).sum()
     if statistics is not None:
         statistics.update(target_stats)
         statistics.update(np.array([n_valid]))
-    return encoder, target_stats, n_valid
+    te = None
+    if estimator.target_stats is not None and n_rows - n_valid > 0:
+        train_counts = {}
+        for name in counts:
+            merged = stats[names.index(name)]
+            if valid_counts is not None and valid_counts[name]:
+                held = _merge_counts(valid_counts[name])
+                merged = merged.sub(held.reindex(merged.index, fill_value=0))
+            train_counts[name] = merged
+        te, te_values = _target_statistics(
+            estimator,
+            source,
+            train_counts,
+            seed=seed,
+            valid_frac=valid_frac,
+            n_train=n_rows - n_valid,
+            targets=estimator._targets_from_stats(target_stats),
+            sample=sample,
+        )
+        if te is not None:
+            names = [*names, *te.feature_names_]
+            mask = np.concatenate([mask, np.zeros(te_values.shape[1], dtype=bool)])
+            stats += list(te_values.T)  # (n_sample,) per statistic column
+            if statistics is not None:
+                statistics.update(np.array(te.feature_names_))
+                for array in te.digest_arrays():
+                    statistics.update(array)
+                statistics.update(te_values)
+    n_statistics = 0 if te is None else len(te.feature_names_)
+    encoder = make_encoder(estimator, is_frame=True, n_statistics=n_statistics)
+    encoder._fit_stats(names, mask, stats)
+    return encoder, target_stats, n_valid, te
+
+
+def _training_frames(source, columns, *, seed: int, valid_frac: float):
+    """``(frame, positions, is_train)`` of every record batch, in source order."""
+    for position, batch in source._batches(list(columns)):
+        frame = batch.to_pandas()
+        positions = np.arange(position, position + len(frame))  # (n,)
+        yield frame, positions, _uniform_hash(positions, seed) >= valid_frac
+
+
+def _target_statistics(
+    estimator, source, train_counts, *, seed, valid_frac, n_train, targets, sample
+):
+    """Choose and accumulate the target statistics of a streamed fit.
+
+    The rule is :func:`~sk_fibinet._sources.plan_statistics`'s, on the training
+    rows (the held-out rows left out): the columns from the first pass's
+    training counts; then, with two or more columns, one pass over those
+    columns only to sketch their pairs (:class:`PairSketch`); then one pass over
+    the chosen columns and the target to accumulate the statistics of the
+    training rows (positions: each row's position in the source, the one the
+    validation hash reads). The second pass also keeps the bin sample's rows,
+    whose statistics (out-of-fold for a training row, of the training rows for
+    a held-out one) are returned for the encoder's bins.
+
+    Returns
+    -------
+    statistics : TargetStatistics or None
+    values : ndarray of shape (n_sample, n_statistics) or None
+    """
+    if not train_counts:
+        return None, None
+    columns, _ = select_columns(train_counts, n_train)
+    pairs = candidate_pairs(columns)
+    summary = None
+    if pairs:
+        sketch = PairSketch(pairs)
+        for frame, _, train in _training_frames(
+            source, columns, seed=seed, valid_frac=valid_frac
+        ):
+            sketch.update(frame[train] if not train.all() else frame)
+        summary = sketch.summary()
+    columns, pairs = select_columns(train_counts, n_train, summary)
+    if not columns and not pairs:
+        return None, None
+    statistics = TargetStatistics(columns, pairs, seed=seed)
+    members = list(dict.fromkeys([*columns, *(c for p in pairs for c in p)]))
+    kept = []
+    for frame, positions, train in _training_frames(
+        source, [*members, source.target], seed=seed, valid_frac=valid_frac
+    ):
+        if not len(frame):
+            continue
+        target, weight = targets(frame[source.target].to_numpy())
+        rows = frame[members]
+        if train.any():
+            statistics.update(
+                rows[train],
+                estimator._statistics_target(target[train]),
+                weight=weight[train],
+                positions=positions[train],
+            )
+        lo, hi = np.searchsorted(sample, [positions[0], positions[-1] + 1])
+        if hi > lo:
+            at = sample[lo:hi] - positions[0]
+            kept.append((rows.iloc[at], positions[at], train[at]))
+    statistics.rows_seen_ = source.n_rows  # positions of a later partial_fit
+    frame = pd.concat([f for f, _, _ in kept], ignore_index=True)
+    positions = np.concatenate([p for _, p, _ in kept])  # (n_sample,)
+    train = np.concatenate([t for _, _, t in kept])  # (n_sample,)
+    values = np.empty((len(frame), len(statistics.feature_names_)))  # (n_sample, k)
+    if train.any():
+        oof = statistics.out_of_fold(frame[train], positions[train])
+        values[train] = oof.to_numpy()
+    if not train.all():
+        values[~train] = statistics.transform(frame[~train]).to_numpy()
+    return statistics, values
 
 
 def _concat_values(values: list[np.ndarray]) -> np.ndarray:
@@ -563,11 +752,6 @@ class StreamSource:
                 "distributed=True is not supported with a ParquetSource yet; fit a "
                 "DataFrame, or leave it at its default."
             )
-        if model.target_stats is not None:
-            raise ValueError(
-                f"target_stats={model.target_stats!r} is not supported with a "
-                "ParquetSource yet; set target_stats=None, or fit a DataFrame."
-            )
         if source.shuffle_buffer < model.batch_size:
             raise ValueError(
                 f"The source's shuffle_buffer={source.shuffle_buffer} is smaller "
@@ -594,18 +778,21 @@ class StreamSource:
         source, n_rows = self.source, self.n_rows
         keep_frac = min(1.0, source.max_validation_rows / n_rows)
         valid_frac = min(model.validation_fraction, keep_frac) if hold_out else 0.0
-        encoder, target_stats, n_valid = _learn_encoding(
+        encoder, target_summary, n_valid, statistics = _learn_encoding(
             model, source, seed=seed, valid_frac=valid_frac, statistics=self.statistics
         )
+        if statistics is not None:  # a clear error for clashing column names
+            with_statistics(
+                source._empty_frame(source.feature_names),
+                statistics.feature_names_,
+                np.empty((0, len(statistics.feature_names_))),
+            )
+        model.target_stats_ = statistics
         if checkpoint is not None:
             _stream_checkpoint.check_statistics(checkpoint, self.statistics.hexdigest())
-        targets = model._targets_from_stats(target_stats)
+        targets = model._targets_from_stats(target_summary)
         if hold_out and (n_valid < 1 or n_rows - n_valid < 1):
-            raise ValueError(
-                f"validation_fraction={model.validation_fraction} leaves no "
-                f"training or validation data for {n_rows} samples; use "
-                "early_stopping=False."
-            )
+            _refuse_split(model, n_rows)
         stream = _StreamDataset(
             source,
             encoder,
@@ -614,6 +801,7 @@ class StreamSource:
             valid_frac=valid_frac,
             keep_frac=keep_frac,
             n_train=n_rows - n_valid,
+            statistics=statistics,
         )
 
         def counts():
@@ -635,6 +823,14 @@ class StreamSource:
             counts=counts,
             after_fit=after_fit,
         )
+
+
+def _refuse_split(model, n_rows: int):
+    raise ValueError(
+        f"validation_fraction={model.validation_fraction} leaves no "
+        f"training or validation data for {n_rows} samples; use "
+        "early_stopping=False."
+    )
 
 
 def _check_source_columns(estimator, source, extra=()) -> list[str]:

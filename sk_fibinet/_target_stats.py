@@ -420,6 +420,26 @@ class TargetStatistics:
         self._check_fitted()
         return float(self._fold_w.sum())
 
+    def digest_arrays(self) -> list:
+        """Everything accumulated, as Series and arrays, for a fingerprint.
+
+        A streamed fit resumed from a checkpoint hashes them to check that its
+        rows gave the same statistics (``_stream_checkpoint.StatisticsDigest``).
+
+        Returns
+        -------
+        arrays : list of Series and ndarray
+            The vocabularies (values in code order) and the per-fold sums.
+        """
+        self._check_fitted()
+        out = [self._fold_w, self._fold_s, self._fold_q]
+        for vocab in [*self._vocab.values(), *self._pair_vocab.values()]:
+            out.append(pd.Series(np.asarray(vocab.index), dtype=vocab.dtype))
+        for s in self._sources:
+            st = self._stats[s]
+            out += [st.w, st.s] + ([] if st.q is None else [st.q])
+        return out
+
     def _check_fitted(self):
         if self._n_targets is None:
             raise ValueError("TargetStatistics has no rows yet: call update first.")

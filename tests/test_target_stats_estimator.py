@@ -2,12 +2,11 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 from conftest import FAST
 from numpy.testing import assert_allclose
 from sklearn.metrics import roc_auc_score
 
-from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, ParquetSource
+from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor
 
 PARAMS = dict(FAST, max_epochs=4, batch_size=256)
 
@@ -92,13 +91,3 @@ def test_arrays_get_no_statistics():
     ).fit(X.to_numpy(), y)
     assert clf.target_stats_ is None  # DataFrame columns only
     assert clf.encoder_.column_names_ == ["0", "1", "2"]
-
-
-def test_parquet_source_refuses_target_stats_clearly(tmp_path):
-    pytest.importorskip("pyarrow")
-    X, y, _ = _ids(n=600)
-    X.assign(target=y).to_parquet(tmp_path / "t.parquet")
-    with pytest.raises(ValueError, match="target_stats='auto' is not supported"):
-        FiBiNETClassifier(**PARAMS, target_stats="auto").fit(
-            ParquetSource(tmp_path / "t.parquet", target="target")
-        )
