@@ -274,16 +274,26 @@ def _load(name: str, data: Path):
 
 
 def split(name, data: Path, seed: int):
+    """Train and test rows of ``name`` for ``seed``: ``X_tr, X_te, y_tr, y_te``."""
+    return split_with_groups(name, data, seed)[:4]
+
+
+def split_with_groups(name, data: Path, seed: int):
+    """``split`` and the training rows' group labels (None for ungrouped sets):
+    FiBiNET gets them in ``fit(..., groups=)`` (MIND's impressions)."""
     if name == "adult":
         X_tr, y_tr = load_adult(subset="train", return_X_y=True)
         X_te, y_te = load_adult(subset="test", return_X_y=True)
-        return X_tr, X_te, (y_tr == ">50K").to_numpy(), (y_te == ">50K").to_numpy()
+        y_tr, y_te = (y_tr == ">50K").to_numpy(), (y_te == ">50K").to_numpy()
+        return X_tr, X_te, y_tr, y_te, None
     X, y, groups = _load(name, data)
     if groups is not None:
         splitter = GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=seed)
         train, test = next(splitter.split(X, y, groups))
-        return X.iloc[train], X.iloc[test], y[train], y[test]
-    return train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
+        groups = np.asarray(groups)[train]
+        return X.iloc[train], X.iloc[test], y[train], y[test], groups
+    parts = train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
+    return (*parts, None)
 
 
 def _categorical(X: pd.DataFrame) -> list[str]:
@@ -567,6 +577,13 @@ MODELS = {
     "FiBiNET++ (variant='fibinet++')": lambda X, seed: FiBiNETClassifier(
         random_state=seed, **{"variant": "fibinet++", **FIBINET_PARAMS}
     ),
+    "FiBiNET (target_stats='auto')": lambda X, seed: FiBiNETClassifier(
+        random_state=seed, **{"target_stats": "auto", **FIBINET_PARAMS}
+    ),
+    "FiBiNET++ (target_stats='auto')": lambda X, seed: FiBiNETClassifier(
+        random_state=seed,
+        **{"variant": "fibinet++", "target_stats": "auto", **FIBINET_PARAMS},
+    ),
     "HistGradientBoosting": hgb,
     "LogReg one-hot": logreg,
     "LightGBM": lightgbm,
@@ -644,12 +661,17 @@ def main(argv=None):
         for model_name in models:
             scores = []
             for seed in seeds:
-                X_tr, X_te, y_tr, y_te = split(name, args.data, seed)
-                if not model_name.startswith("FiBiNET"):
+                X_tr, X_te, y_tr, y_te, groups = split_with_groups(
+                    name, args.data, seed
+                )
+                fit_params = {}
+                if model_name.startswith("FiBiNET"):
+                    fit_params = {"groups": groups}  # the groups the split used
+                else:
                     X_tr, X_te = _as_str(X_tr), _as_str(X_te)
                 model = ALL_MODELS[model_name](X_tr, seed)
                 start = time.perf_counter()
-                model.fit(X_tr, y_tr)
+                model.fit(X_tr, y_tr, **fit_params)
                 seconds = time.perf_counter() - start
                 proba = model.predict_proba(X_te)[:, 1]
                 scores.append(

@@ -373,7 +373,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         return hidden
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, groups=None):
         """Fit the encoder and train the network.
 
         Parameters
@@ -388,6 +388,16 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             :class:`ParquetSource`.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights of the loss (not with a :class:`ParquetSource`).
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of rows whose targets are related (the candidates of
+            one impression, the events of one session): the early-stopping
+            rows are then held out by whole groups, and target statistics are
+            cross-fitted by whole groups, so no training row's statistic counts
+            the other rows of its group. Pass the groups you split by (say,
+            for ``GroupKFold``): on the MIND click table, split by impression,
+            hashed row folds cost ``target_stats="auto"`` 0.016 ROC AUC and
+            impression folds won it back (docs/performance.md). Not with a
+            :class:`ParquetSource`.
 
         Returns
         -------
@@ -395,9 +405,14 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             Fitted estimator.
         """
         if isinstance(X, ParquetSource):
+            if groups is not None:
+                raise ValueError(
+                    "groups is not supported with a ParquetSource; fit a "
+                    "DataFrame to hold out and cross-fit by groups."
+                )
             source = StreamSource(X, y, sample_weight)
         else:
-            source = FrameSource(X, y, sample_weight)
+            source = FrameSource(X, y, sample_weight, groups)
         return train(self, source)
 
     def _device(self) -> torch.device:

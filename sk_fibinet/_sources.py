@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.utils.validation import (
     _check_sample_weight,
     _num_samples,
@@ -158,14 +158,28 @@ def _raw_fingerprint(X) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([meta, rows]).view(np.int64))  # (n + c,)
 
 
+def _group_codes(groups, n_rows: int) -> np.ndarray:
+    """``groups`` as int64 codes ``(n,)``, one per distinct label (missing too)."""
+    values = np.asarray(groups, dtype=object)
+    if values.ndim != 1 or len(values) != n_rows:
+        raise ValueError(
+            f"groups must be one label per row of X: expected shape ({n_rows},), "
+            f"got {values.shape}."
+        )
+    codes, _ = pd.factorize(pd.Series(values), use_na_sentinel=False)  # (n,)
+    return codes.astype(np.int64)
+
+
 class FrameSource:
-    """``fit(X, y, sample_weight)``: rows in memory, a stratified hold-out."""
+    """``fit(X, y, sample_weight, groups)``: rows in memory, a stratified
+    hold-out (or one by whole groups)."""
 
     can_hold_out = True
     epochs = None  # max_epochs, or until early stopping
 
-    def __init__(self, X, y, sample_weight=None):
+    def __init__(self, X, y, sample_weight=None, groups=None):
         self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.groups = groups
 
     def check(self, model, *, first: bool = True) -> None:
         X = model._validate_X(self.X, reset=True)
@@ -181,13 +195,17 @@ class FrameSource:
         self.frame, self.target, self.weight = X, target, weight
         self.target_weight = _target_weight(target, weight)  # (n, 2)
         self.n_rows = int(self.target_weight.shape[0])
+        self.group_codes = None
+        if self.groups is not None:
+            self.group_codes = _group_codes(self.groups, self.n_rows)  # (n,)
 
     def open_checkpoint(self, model, seed: int, processes):
         if processes is None and model.checkpoint_dir is None:
             return None
-        fingerprint = _checkpoint.fingerprint(
-            model, _raw_fingerprint(self.frame), self.target_weight
-        )
+        raw = _raw_fingerprint(self.frame)  # (n + c,)
+        if self.group_codes is not None:  # another grouping, another split
+            raw = torch.cat([raw, torch.from_numpy(self.group_codes)])
+        fingerprint = _checkpoint.fingerprint(model, raw, self.target_weight)
         if processes is not None:
             processes.check_same(fingerprint)
         if model.checkpoint_dir is None:
@@ -243,7 +261,12 @@ class FrameSource:
         if statistics is None:
             return frame, None
         rows = slice(None) if tr is None else tr.numpy()
+        # a row's fold is a hash of its position, or of its group: then no row's
+        # statistic counts the other rows of its group (one impression's
+        # candidates, say, whose labels are related)
         positions = np.arange(len(train_frame))
+        if self.group_codes is not None:
+            positions = self.group_codes[rows]  # (n_train,)
         statistics.update(
             train_frame,
             model._statistics_target(self.target[rows]),
@@ -267,6 +290,8 @@ class FrameSource:
                 f"training or validation data for {n_samples} samples; use "
                 "early_stopping=False."
             )
+        if self.group_codes is not None:
+            return self._group_split(model, seed)
         try:
             tr, va = train_test_split(
                 np.arange(n_samples),
@@ -280,6 +305,22 @@ class FrameSource:
                 test_size=model.validation_fraction,
                 random_state=seed,
             )
+        return torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+
+    def _group_split(self, model, seed: int):
+        """Sorted training and validation row indices, whole groups each side."""
+        n_groups = int(self.group_codes.max()) + 1
+        if n_groups < 2:
+            raise ValueError(
+                "groups has a single group: the early-stopping rows are held out "
+                "by whole groups, so at least two are needed; use "
+                "early_stopping=False or pass more groups."
+            )
+        splitter = GroupShuffleSplit(
+            n_splits=1, test_size=model.validation_fraction, random_state=seed
+        )
+        rows = np.arange(self.n_rows)
+        tr, va = next(splitter.split(rows, groups=self.group_codes))
         return torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
 
 
