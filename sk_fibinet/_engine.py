@@ -90,6 +90,11 @@ class Encoded:
     after_fit : callable
         Called after skorch's loop, before the counts are read (a stream
         resumed from a finished checkpoint reads its rows once there).
+    finish : callable
+        ``finish(model)``, called last, once everything that reads the
+        held-out rows is done: the target statistics then take in the
+        held-out rows' targets too, so that prediction uses every training
+        row, as a fit without early stopping does.
     """
 
     encoder: object
@@ -101,6 +106,7 @@ class Encoded:
     centre_rows: _CodesDataset | None
     counts: object
     after_fit: object = field(default=lambda: None)
+    finish: object = field(default=lambda model: None)
 
 
 def _is_fitted_attribute(name: str) -> bool:
@@ -335,6 +341,7 @@ def train(model, source, *, continue_net: bool = False):
         n_train=data.n_train,
         n_epochs=new.n_iter_ - n_epochs_before,
     )
+    data.finish(new)
     new._trained_params = _trained_params(new)
     _commit(model, new)
     return model

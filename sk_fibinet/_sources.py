@@ -247,7 +247,24 @@ class FrameSource:
             explain_rows=train,
             centre_rows=train,
             counts=lambda: counts,
+            finish=self._add_held_out_statistics,
         )
+
+    def _add_held_out_statistics(self, model) -> None:
+        """Give the target statistics the held-out rows' targets as well.
+
+        They were left out while those rows decided early stopping (their
+        statistics then came from the training rows only); prediction uses
+        every row. On Book-Crossing, where most users and books have a few
+        rows each, statistics without the 10 % held out cost 0.019 ROC AUC.
+        """
+        held_out, self._held_out = getattr(self, "_held_out", None), None
+        statistics = model.target_stats_
+        if held_out is None or statistics is None:
+            return
+        frame, target, weight, positions = held_out
+        statistics.update(frame, target, weight=weight, positions=positions)
+        statistics.rows_seen_ += len(frame)
 
     def _with_statistics(self, model, seed: int, tr, va):
         """The frame with out-of-fold statistics for the training rows and
@@ -276,7 +293,17 @@ class FrameSource:
         values = np.empty((len(frame), len(statistics.feature_names_)))  # (n, k)
         values[rows] = statistics.out_of_fold(train_frame, positions).to_numpy()
         if va is not None:
-            values[va.numpy()] = statistics.transform(frame.iloc[va.numpy()]).to_numpy()
+            va = va.numpy()
+            values[va] = statistics.transform(frame.iloc[va]).to_numpy()
+            positions = len(train_frame) + np.arange(len(va))  # (n_valid,)
+            if self.group_codes is not None:
+                positions = self.group_codes[va]
+            self._held_out = (
+                frame.iloc[va],
+                model._statistics_target(self.target[va]),
+                self.weight[va],
+                positions,
+            )
         statistics.rows_seen_ = len(train_frame)
         return with_statistics(frame, statistics.feature_names_, values), statistics
 

@@ -91,3 +91,23 @@ def test_arrays_get_no_statistics():
     ).fit(X.to_numpy(), y)
     assert clf.target_stats_ is None  # DataFrame columns only
     assert clf.encoder_.column_names_ == ["0", "1", "2"]
+
+
+def test_prediction_statistics_take_in_the_early_stopping_rows():
+    # the held-out rows decide early stopping with statistics of the training
+    # rows only; once fitted, prediction uses every row's target, as a fit
+    # without early stopping does (the full-data values do not depend on folds)
+    from sk_fibinet._target_stats import TargetStatistics
+
+    X, y, _ = _ids(n=3000)
+    clf = FiBiNETClassifier(
+        **{**PARAMS, "early_stopping": True, "validation_fraction": 0.2},
+        target_stats="auto",
+    ).fit(X, y)
+    fitted = clf.target_stats_
+    every_row = TargetStatistics(fitted.columns, fitted.pairs, seed=1)
+    every_row.update(X, y[:, None].astype(float), positions=np.arange(len(X)))
+    assert fitted.rows_seen_ == len(X)
+    assert_allclose(
+        fitted.transform(X).to_numpy(), every_row.transform(X).to_numpy(), atol=1e-12
+    )
