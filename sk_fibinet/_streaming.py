@@ -682,7 +682,7 @@ def _target_statistics(
         return None, None
     statistics = TargetStatistics(columns, pairs, seed=seed)
     members = list(dict.fromkeys([*columns, *(c for p in pairs for c in p)]))
-    kept = []
+    kept, held = [], []
     for frame, positions, train in _training_frames(
         source, [*members, source.target], seed=seed, valid_frac=valid_frac
     ):
@@ -697,11 +697,22 @@ def _target_statistics(
                 weight=weight[train],
                 positions=positions[train],
             )
+        if not train.all():  # at most max_validation_rows rows in all
+            held.append(
+                (
+                    rows[~train],
+                    estimator._statistics_target(target[~train]),
+                    weight[~train],
+                    positions[~train],
+                )
+            )
         lo, hi = np.searchsorted(sample, [positions[0], positions[-1] + 1])
         if hi > lo:
             at = sample[lo:hi] - positions[0]
             kept.append((rows.iloc[at], positions[at], train[at]))
     statistics.rows_seen_ = source.n_rows  # positions of a later partial_fit
+    # the held-out rows join the statistics once fitted (StreamSource.finish)
+    statistics._held_out_rows = held
     frame = pd.concat([f for f, _, _ in kept], ignore_index=True)
     positions = np.concatenate([p for _, p, _ in kept])  # (n_sample,)
     train = np.concatenate([t for _, _, t in kept])  # (n_sample,)
@@ -788,6 +799,9 @@ class StreamSource:
                 np.empty((0, len(statistics.feature_names_))),
             )
         model.target_stats_ = statistics
+        self._held_out = []
+        if statistics is not None:
+            self._held_out = statistics.__dict__.pop("_held_out_rows", [])
         if checkpoint is not None:
             _stream_checkpoint.check_statistics(checkpoint, self.statistics.hexdigest())
         targets = model._targets_from_stats(target_summary)
@@ -822,7 +836,16 @@ class StreamSource:
             centre_rows=None,
             counts=counts,
             after_fit=after_fit,
+            finish=self._add_held_out_statistics,
         )
+
+    def _add_held_out_statistics(self, model) -> None:
+        """Give the target statistics the held-out rows' targets as well, as
+        :meth:`~sk_fibinet._sources.FrameSource.encode` does: they decided early
+        stopping with statistics of the training rows; prediction uses all."""
+        held, self._held_out = self._held_out, []
+        for rows, target, weight, positions in held:
+            model.target_stats_.update(rows, target, weight=weight, positions=positions)
 
 
 def _refuse_split(model, n_rows: int):

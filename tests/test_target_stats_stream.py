@@ -114,10 +114,11 @@ def test_streamed_statistics_and_bins_are_the_in_memory_ones(Estimator, tmp_path
 
 
 def test_held_out_rows_get_statistics_of_the_training_rows_only(tmp_path):
-    """The held-out rows are left out of the statistics: a noise ID's value
-    seen in two rows, one held out, gives the held-out row the other row's
-    label, which says nothing of its own (had its own label been summed in,
-    the statistic would predict it)."""
+    """While training, the held-out rows are left out of the statistics: a
+    noise ID's value seen in two rows, one held out, gives the held-out row
+    the other row's label, which says nothing of its own (had its own label
+    been summed in, the statistic would predict it). Once fitted, the
+    statistics take in the held-out rows too, for prediction."""
     X, y, _ = _ids(n=2400)
     X, y = _write(tmp_path / "t.parquet", X, y)
     source = ParquetSource(tmp_path / "t.parquet", **SOURCE)
@@ -127,17 +128,19 @@ def test_held_out_rows_get_statistics_of_the_training_rows_only(tmp_path):
     positions = np.arange(len(X))
     held = _uniform_hash(positions, seed) < 0.25  # (n,) the held-out rows
     train = ~held
-    stats = clf.target_stats_
-    assert stats.n_rows_ == train.sum()
-    # exactly the statistics of the training rows at their source positions
-    want = TargetStatistics(stats.columns, stats.pairs, seed=seed)
-    want.update(X[train], y[train].astype(float)[:, None], positions=positions[train])
-    assert_array_equal(stats.transform(X).to_numpy(), want.transform(X).to_numpy())
+    fitted = clf.target_stats_
+    assert fitted.n_rows_ == len(X)  # once fitted: every row
+    every = TargetStatistics(fitted.columns, fitted.pairs, seed=seed)
+    every.update(X, y.astype(float)[:, None], positions=positions)
+    assert_allclose(
+        fitted.transform(X).to_numpy(), every.transform(X).to_numpy(), atol=1e-12
+    )
+    # while training: the statistics of the training rows at their positions
+    stats = TargetStatistics(fitted.columns, fitted.pairs, seed=seed)
+    stats.update(X[train], y[train].astype(float)[:, None], positions=positions[train])
     noise = stats.transform(X[held])["noise_id:te"].to_numpy()
     assert abs(roc_auc_score(y[held], noise) - 0.5) < 0.08
-    leaky = TargetStatistics(stats.columns, stats.pairs, seed=seed)
-    leaky.update(X, y.astype(float)[:, None], positions=positions)
-    leaked = leaky.transform(X[held])["noise_id:te"].to_numpy()
+    leaked = every.transform(X[held])["noise_id:te"].to_numpy()
     assert roc_auc_score(y[held], leaked) > 0.75  # what the test would catch
 
     # the rows the network sees: held out with those statistics, training
