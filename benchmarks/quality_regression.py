@@ -122,6 +122,9 @@ def catboost(X, seed):
 
 MODELS = {
     "FiBiNET (defaults)": lambda X, seed: FiBiNETRegressor(random_state=seed),
+    "FiBiNET (target_stats='auto')": lambda X, seed: FiBiNETRegressor(
+        random_state=seed, target_stats="auto"
+    ),
     "HistGradientBoosting": hgb,
     "LightGBM": lightgbm,
     "CatBoost": catboost,

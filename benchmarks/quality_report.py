@@ -28,6 +28,8 @@ START, END = "<!-- quality:start -->", "<!-- quality:end -->"
 ORDER = [
     "FiBiNET (defaults)",
     "FiBiNET++ (variant='fibinet++')",
+    "FiBiNET (target_stats='auto')",
+    "FiBiNET++ (target_stats='auto')",
     "HistGradientBoosting",
     "LightGBM",
     "CatBoost",
