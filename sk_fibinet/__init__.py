@@ -8,8 +8,7 @@ from ._persistence import load_model, save_model
 from ._regressor import FiBiNETRegressor
 from ._sources import UnknownCategoryWarning
 from ._streaming import ParquetSource
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "FiBiNETClassifier",

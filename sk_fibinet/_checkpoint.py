@@ -31,6 +31,8 @@ import torch
 from skorch.callbacks import Callback
 from skorch.history import History
 
+from ._serialization import _check_torch_safe, _history_to_json, _plain
+
 FORMAT_NAME = "sk_fibinet.checkpoint"
 FORMAT_VERSION = 1
 # Parameters that do not change what is trained.
@@ -48,7 +50,6 @@ _CALLBACK_STATE = (
 
 def _plain_params(model) -> dict:
     """The fingerprinted parameters as plain values (``repr`` where not plain)."""
-    from ._persistence import _plain
 
     params = model.get_params(deep=False)
     out = {}
@@ -78,7 +79,6 @@ def fingerprint(model, codes: torch.Tensor, target: torch.Tensor) -> str:
 
 
 def _load(path: Path) -> dict:
-    from ._persistence import _check_torch_safe
 
     _check_torch_safe()
     try:
@@ -227,7 +227,6 @@ class _Checkpoint(Callback):
     def _save(self, net, *, batches_done=0, finished=False) -> None:
         if not self.write:
             return
-        from ._persistence import _history_to_json
 
         epochs_done = len(net.history) - (1 if batches_done else 0)
         payload = {

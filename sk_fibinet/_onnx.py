@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ._classifier import FiBiNETClassifier
 from ._onnx_encoding import (
     _PREFIX,
     MISSING_TEXT,
@@ -47,6 +48,7 @@ from ._onnx_encoding import (
     _Graph,
     n_input_columns,
 )
+from ._regressor import FiBiNETRegressor
 
 #: Opsets of the exported graph: the network's (TorchScript exporter), the
 #: ai.onnx.ml one of ``LabelEncoder`` and onnxruntime's own domain.
@@ -357,10 +359,6 @@ def register_skl2onnx() -> None:
         raise ImportError(
             f"register_skl2onnx needs skl2onnx: {_EXTRA} and pip install skl2onnx."
         ) from exc
-    # the estimators sit above this module: imported here, when registering
-    from ._classifier import FiBiNETClassifier
-    from ._regressor import FiBiNETRegressor
-
     update_registered_converter(
         FiBiNETClassifier,
         "SkFiBiNETClassifier",

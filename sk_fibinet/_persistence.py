@@ -31,7 +31,15 @@ from ._classifier import FiBiNETClassifier
 from ._encoding import HASH_FUNCTIONS, FieldEncoder, resolve_hash_buckets
 from ._engine import _trained_params
 from ._regressor import FiBiNETRegressor
+from ._serialization import (
+    _SCALARS,
+    _check_torch_safe,
+    _history_to_json,
+    _plain,
+    _plain_scalar,
+)
 from ._target_stats import TargetStatistics
+from ._version import __version__
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
 # The format name records the estimator class a file holds; both share one layout.
@@ -49,52 +57,6 @@ _FORMATS = {
 # must refuse the file. Files of versions 1-3 have none and still load.
 FORMAT_VERSION = 4
 _READABLE_VERSIONS = (1, 2, 3, 4)
-
-# The weights-only unpickler of older torch releases can be escaped by a crafted
-# file: torch < 2.6.0 by CVE-2025-32434 (GHSA-53q9-r3pm-6pq6), torch < 2.10.0 by
-# CVE-2026-24747 (heap corruption). load_model refuses to run below this.
-_SAFE_TORCH = (2, 10)
-_TORCH_ADVISORIES = "CVE-2025-32434 (GHSA-53q9-r3pm-6pq6) and CVE-2026-24747"
-
-_SCALARS = (str, bool, int, float)
-
-
-# --------------------------------------------------------------------- helpers
-def _plain_scalar(value):
-    """Numpy scalars to their Python equivalents; other values unchanged."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _plain(value, what: str):
-    """``value`` as nested plain Python values, or a ValueError naming ``what``."""
-    value = _plain_scalar(value)
-    if value is None or isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, torch.device):
-        return str(value)
-    if isinstance(value, (np.ndarray, pd.Index, pd.Series)):
-        return [_plain(v, what) for v in np.asarray(value, dtype=object).tolist()]
-    if isinstance(value, list):
-        return [_plain(v, what) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_plain(v, what) for v in value)
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            key = _plain_scalar(key)
-            if not (key is None or isinstance(key, _SCALARS)):
-                raise ValueError(
-                    f"Cannot save {what}: dict key {key!r} of type "
-                    f"{type(key).__name__} is not a str, int, float or bool."
-                )
-            out[key] = _plain(item, what)
-        return out
-    raise ValueError(
-        f"Cannot save {what}: value {value!r} of type {type(value).__name__} is "
-        "not a str, int, float, bool, None, list, tuple or dict."
-    )
 
 
 def _params_to_plain(model: BaseFiBiNET) -> dict:
@@ -202,36 +164,6 @@ def _array_from_plain(spec: dict) -> np.ndarray:
         out[:] = spec["values"]
         return out
     return np.asarray(spec["values"], dtype=dtype)
-
-
-def _json_safe(value):
-    """``value`` with every non-JSON item dropped (numpy, torch scalars converted)."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    value = _plain_scalar(value)
-    if value is None or isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = [_json_safe(v) for v in value]
-        return [v for v in items if v is not _DROP]
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                continue
-            item = _json_safe(item)
-            if item is not _DROP:
-                out[key] = item
-        return out
-    return _DROP
-
-
-_DROP = object()
-
-
-def _history_to_json(history) -> str:
-    epochs = [_json_safe(dict(epoch)) for epoch in history]
-    return json.dumps(epochs)
 
 
 def _encoder_to_plain(encoder: FieldEncoder) -> dict:
@@ -430,7 +362,6 @@ def save_model(model: BaseFiBiNET, path) -> None:
             f"{type(model).__name__}."
         )
     check_is_fitted(model)
-    import sk_fibinet  # here, not at import time: sk_fibinet imports this module
 
     params = _params_to_plain(model)
     state_dict = {
@@ -440,7 +371,7 @@ def save_model(model: BaseFiBiNET, path) -> None:
     payload = {
         "format": format_name,
         "format_version": FORMAT_VERSION,
-        "sk_fibinet_version": str(sk_fibinet.__version__),
+        "sk_fibinet_version": str(__version__),
         "params": params,
         "encoder": _encoder_to_plain(model.encoder_),
         "n_features_in": int(model.n_features_in_),
@@ -496,23 +427,6 @@ def _torch_load(file, where: str):
             "arbitrary code; load such a file only if it comes from a trusted "
             "source, with pickle.load or joblib.load."
         ) from exc
-
-
-def _torch_version(version: str) -> tuple[int, int]:
-    """``"2.10.0+cpu"`` -> ``(2, 10)``."""
-    major, minor = version.split("+")[0].split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
-
-
-def _check_torch_safe() -> None:
-    """Refuse to unpickle anything on a torch whose weights-only loader leaks."""
-    if _torch_version(torch.__version__) < _SAFE_TORCH:
-        floor = ".".join(map(str, _SAFE_TORCH))
-        raise RuntimeError(
-            f"load_model needs torch >= {floor}, found {torch.__version__}: older "
-            "releases let a crafted file escape torch.load(weights_only=True) "
-            f"({_TORCH_ADVISORIES}). Upgrade torch to load model files."
-        )
 
 
 def _read(path):
@@ -582,12 +496,10 @@ def load_model(path, *, device="cpu") -> BaseFiBiNET:
             f"The sk_fibinet model file has an invalid format version {version!r}."
         )
     if version not in _READABLE_VERSIONS:
-        import sk_fibinet
-
         raise ValueError(
             f"The sk_fibinet model file has format version {version} (written by "
             f"sk_fibinet {payload.get('sk_fibinet_version', 'unknown')}), but this "
-            f"sk_fibinet ({sk_fibinet.__version__}) reads only format versions "
+            f"sk_fibinet ({__version__}) reads only format versions "
             f"{', '.join(map(str, _READABLE_VERSIONS))}; load it with a matching "
             "sk_fibinet version."
         )
