@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from criteo_like import make_criteo_like  # noqa: E402
+from throughput import matmul_peak_gflops  # noqa: E402
 
 from sk_fibinet import (  # noqa: E402
     FiBiNETClassifier,
@@ -163,7 +164,8 @@ def main(argv=None) -> None:
         session.run(["output_probability"], feed)[0] - clf.predict_proba(test)
     ).max()
     print(
-        f"host: {_host()}; torch {torch.__version__}; onnxruntime {ort.__version__}; "
+        f"host: {_host()}, fp32 matmul peak {matmul_peak_gflops(args.threads):.0f} "
+        f"GFLOP/s; torch {torch.__version__}; onnxruntime {ort.__version__}; "
         f"{args.threads} threads"
     )
     print(
