@@ -33,7 +33,7 @@ def worker(args) -> None:
     from criteo_like import make_criteo_like
 
     from sk_fibinet import FiBiNETClassifier
-    from sk_fibinet._distributed import Processes
+    from sk_fibinet.training.distributed import Processes
 
     torch.set_num_threads(1)
     Processes.sparse_mode = args.sparse

@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
-import sk_fibinet._optim as optim  # noqa: E402
+import sk_fibinet.nn.optim as optim  # noqa: E402
 
 
 def _grad(n_rows, n_entries, n_distinct, width, generator):

@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE))
 from criteo_like import make_criteo_like  # noqa: E402
 
 from sk_fibinet import tune_malloc  # noqa: E402
-from sk_fibinet._network import FiBiNET  # noqa: E402
-from sk_fibinet._optim import SparseDenseAdamW, sparse_dense_groups  # noqa: E402
+from sk_fibinet.nn.fibinet import FiBiNET  # noqa: E402
+from sk_fibinet.nn.optim import SparseDenseAdamW, sparse_dense_groups  # noqa: E402
 
 HIDDEN = (400, 400, 400)
 

@@ -1,4 +1,6 @@
-"""Screen: do cross-fitted target statistics (sk_fibinet._target_stats) help?
+"""Screen: do cross-fitted target statistics help?
+
+(``sk_fibinet.preprocessing.target_stats``.)
 
 Outside the estimator (issue 22): the columns and pairs are chosen by
 ``select_columns`` (with the pair counts from ``PairSketch``), the training rows get
@@ -34,7 +36,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-from sk_fibinet._target_stats import (
+from sk_fibinet.preprocessing.target_stats import (
     PairSketch,
     TargetStatistics,
     candidate_pairs,

@@ -65,7 +65,7 @@ def worker_ours(args) -> dict:
     import torch
 
     from sk_fibinet import FiBiNETClassifier
-    from sk_fibinet._encoding import FieldEncoder
+    from sk_fibinet.preprocessing.encoding import FieldEncoder
 
     torch.set_num_threads(args.threads)
     if args.malloc_tuning:
@@ -116,8 +116,8 @@ def worker_bare(args) -> dict:
     import torch
 
     from sk_fibinet import tune_malloc
-    from sk_fibinet._network import FiBiNET
-    from sk_fibinet._optim import SparseDenseAdamW, sparse_dense_groups
+    from sk_fibinet.nn.fibinet import FiBiNET
+    from sk_fibinet.nn.optim import SparseDenseAdamW, sparse_dense_groups
 
     torch.set_num_threads(args.threads)
     if args.malloc_tuning:

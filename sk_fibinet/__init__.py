@@ -1,14 +1,14 @@
 """sk_fibinet: scikit-learn FiBiNET estimators for tabular and CTR data."""
 
-from ._classifier import FiBiNETClassifier
-from ._malloc import tune_malloc
-from ._onnx import register_skl2onnx, to_onnx
-from ._onnx_encoding import onnx_inputs
-from ._persistence import load_model, save_model
-from ._regressor import FiBiNETRegressor
-from ._sources import UnknownCategoryWarning
-from ._streaming import ParquetSource
 from ._version import __version__
+from .data.sources import UnknownCategoryWarning
+from .data.streaming import ParquetSource
+from .estimators.classifier import FiBiNETClassifier
+from .estimators.regressor import FiBiNETRegressor
+from .io.onnx import register_skl2onnx, to_onnx
+from .io.onnx_encoding import onnx_inputs
+from .io.persistence import load_model, save_model
+from .training.malloc import tune_malloc
 
 __all__ = [
     "FiBiNETClassifier",

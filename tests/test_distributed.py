@@ -16,8 +16,8 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from sk_fibinet import FiBiNETClassifier
-from sk_fibinet._distributed import _ShardedBatchIterator
-from sk_fibinet._skorch import _BatchIterator, _CodesDataset
+from sk_fibinet.training.distributed import _ShardedBatchIterator
+from sk_fibinet.training.net import _BatchIterator, _CodesDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sk_fibinet._encoding import (
+from sk_fibinet.preprocessing.encoding import (
     MISSING_CODE,
     OTHER_CODE,
     FieldEncoder,

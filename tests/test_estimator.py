@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier, load_model, save_model
-from sk_fibinet._encoding import MISSING_CODE, N_RESERVED, OTHER_CODE
+from sk_fibinet.preprocessing.encoding import MISSING_CODE, N_RESERVED, OTHER_CODE
 
 
 def test_fit_predict_learns_signal(mixed):
@@ -573,7 +573,7 @@ def test_fit_and_predict_leave_the_process_allocator_alone(mixed, monkeypatch):
     # glibc tuning changes the whole process: opt-in only (sk_fibinet.tune_malloc)
     import ctypes
 
-    import sk_fibinet._malloc as malloc
+    import sk_fibinet.training.malloc as malloc
 
     def refuse(*args, **kwargs):
         raise AssertionError("the estimator loaded libc to tune malloc")

@@ -13,12 +13,12 @@ from scipy.special import expit, softmax
 from scipy.stats import spearmanr
 from sklearn.base import clone
 
-import sk_fibinet._explain as explain_module
+import sk_fibinet.training.explain as explain_module
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, load_model, save_model
-from sk_fibinet._explain import Replacer, coalitions
-from sk_fibinet._fibinetpp import FiBiNetPP
-from sk_fibinet._network import FiBiNET, code_counts
 from sk_fibinet.datasets import make_signal_and_noise
+from sk_fibinet.nn.fibinet import FiBiNET, code_counts
+from sk_fibinet.nn.fibinetpp import FiBiNetPP
+from sk_fibinet.training.explain import Replacer, coalitions
 
 QUICK = {**FAST, "max_epochs": 2}
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from sk_fibinet._fibinetpp import BilinearPlus, FeatureNorm, FiBiNetPP, SENETPlus
-from sk_fibinet._network import FiBiNET
+from sk_fibinet.nn.fibinet import FiBiNET
+from sk_fibinet.nn.fibinetpp import BilinearPlus, FeatureNorm, FiBiNetPP, SENETPlus
 
 
 def codes(cardinalities, n_rows=16, seed=0):

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils import murmurhash3_32
 
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, load_model, save_model
-from sk_fibinet._encoding import (
+from sk_fibinet.preprocessing.encoding import (
     HASH_SEED,
     MISSING_CODE,
     N_RESERVED,

@@ -75,3 +75,26 @@ def test_version_lives_in_a_leaf_module():
     assert not [
         n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
     ]
+
+
+# Each layer may import only the layers after it in this order (and the leaves):
+# io -> estimators -> data -> training -> nn, with preprocessing below data.
+LAYERS = ["io", "estimators", "data", "training", "preprocessing", "nn"]
+LEAVES = {"_version", "_serialization"}
+
+
+def test_layers_import_one_way():
+    wrong = []
+    for module, path, tree in _modules():
+        parts = module.split(".")
+        if len(parts) < 3 or parts[1] not in LAYERS:
+            continue
+        layer = parts[1]
+        below = set(LAYERS[LAYERS.index(layer) + 1 :]) | LEAVES | {layer}
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                target = _target(module, path, node).split(".")
+                if target[0] == "sk_fibinet" and len(target) > 1:
+                    if target[1] not in below:
+                        wrong.append(f"{module} imports {'.'.join(target)}")
+    assert wrong == []

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from sk_fibinet._network import (
+from sk_fibinet.nn.fibinet import (
     BILINEAR_TYPES,
     BilinearInteraction,
     FiBiNET,
@@ -125,7 +125,7 @@ def _reference_fibinet(net, x):
 def test_fused_forward_and_backward_equal_the_plain_composition(
     bilinear_type, shared, n_outputs, pairs_per_block, monkeypatch
 ):
-    import sk_fibinet._bilinear as network
+    import sk_fibinet.nn.bilinear as network
 
     if pairs_per_block is not None:  # d * batch = 18 elements per pair
         monkeypatch.setattr(network, "_CACHE_BLOCK_ELEMENTS", pairs_per_block * 18)
@@ -171,7 +171,7 @@ def test_only_the_plain_path_runs_the_submodules_forward_hooks():
 @pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
 @pytest.mark.parametrize("block", [1, 3, 1 << 18])
 def test_blocked_inference_equals_the_training_path(bilinear_type, block, monkeypatch):
-    import sk_fibinet._bilinear as network
+    import sk_fibinet.nn.bilinear as network
 
     # block = elements per block of factors: with d * batch = 12 elements per
     # pair: 1 and 3 pairs per block, and the default: all 10 pairs at once
@@ -289,7 +289,7 @@ def test_rows_predicted_alone_equal_the_batch_and_leave_weights_alone(bilinear_t
 
 
 def test_block_size_follows_the_l2_cache(tmp_path, monkeypatch):
-    import sk_fibinet._bilinear as network
+    import sk_fibinet.nn.bilinear as network
 
     for i, (level, kind, size) in enumerate(
         [("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "2048K")]
@@ -322,7 +322,7 @@ def test_double_backward_through_the_blocked_products_is_refused():
 
 
 def test_dropout_masks_come_from_its_generator_and_eval_is_the_identity():
-    from sk_fibinet._network import Dropout
+    from sk_fibinet.nn.fibinet import Dropout
 
     drop = Dropout(0.25)
     x = torch.ones(64, 32)  # (64, 32)
@@ -343,7 +343,7 @@ def test_dropout_masks_come_from_its_generator_and_eval_is_the_identity():
 
 @pytest.mark.parametrize("variant", ["fibinet", "fibinetpp"])
 def test_initial_weights_come_from_the_generator_alone(variant):
-    from sk_fibinet._fibinetpp import FiBiNetPP
+    from sk_fibinet.nn.fibinetpp import FiBiNetPP
 
     network = {"fibinet": FiBiNET, "fibinetpp": FiBiNetPP}[variant]
 

@@ -466,7 +466,7 @@ def test_loaded_model_with_target_statistics_exports(tmp_path):
     rows = held_out_ids(X)
     proba = session(to_onnx(loaded)).run(None, onnx_inputs(loaded, rows))[1]
     assert_allclose(proba, clf.predict_proba(rows), rtol=1e-5, atol=1e-5)
-    from sk_fibinet._onnx import _model
+    from sk_fibinet.io.onnx import _model
 
     with pytest.raises(ValueError, match="skl2onnx converter cannot export target"):
         _model(onnx, loaded, matrix=True)  # a matrix of numbers has no text

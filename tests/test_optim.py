@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from sk_fibinet import _optim
-from sk_fibinet._optim import SparseDenseAdamW, _merged_rows
+from sk_fibinet.nn import optim as _optim
+from sk_fibinet.nn.optim import SparseDenseAdamW, _merged_rows
 
 
 def _model(seed=0):

@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 
 from sk_fibinet import FiBiNETClassifier, load_model, save_model
-from sk_fibinet._persistence import FORMAT_VERSION
+from sk_fibinet.io.persistence import FORMAT_VERSION
 
 SMALL = {**FAST, "max_epochs": 3}
 

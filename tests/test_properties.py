@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sk_fibinet import FiBiNETClassifier, load_model, save_model
-from sk_fibinet._encoding import FieldEncoder
+from sk_fibinet.preprocessing.encoding import FieldEncoder
 
 TINY = dict(
     embedding_dim=2,

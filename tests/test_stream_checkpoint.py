@@ -181,7 +181,7 @@ def test_a_copied_source_resumes_other_data_get_a_file_of_their_own(tmp_path):
 def test_same_metadata_other_contents_is_refused(tmp_path, monkeypatch):
     """Data that the Parquet metadata cannot tell apart: the digest of the
     first pass's statistics, stored in the checkpoint, can."""
-    from sk_fibinet import _stream_checkpoint
+    from sk_fibinet.data import stream_checkpoint as _stream_checkpoint
 
     monkeypatch.setattr(
         _stream_checkpoint, "source_fingerprint", lambda model, source: "0" * 32

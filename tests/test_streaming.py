@@ -9,8 +9,8 @@ from sklearn.metrics import roc_auc_score
 from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, ParquetSource
-from sk_fibinet._encoding import FieldEncoder
-from sk_fibinet._streaming import _ShuffleBuffer
+from sk_fibinet.data.streaming import _ShuffleBuffer
+from sk_fibinet.preprocessing.encoding import FieldEncoder
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

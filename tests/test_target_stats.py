@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import PredefinedSplit
 from sklearn.preprocessing import TargetEncoder
 
-from sk_fibinet._target_stats import (
+from sk_fibinet.preprocessing.target_stats import (
     PairSketch,
     TargetStatistics,
     assign_folds,
@@ -220,8 +220,8 @@ def test_pair_values_do_not_collide_like_concatenated_strings():
 
 
 def test_folds_are_balanced_and_independent_of_the_validation_hash():
-    from sk_fibinet._streaming import _uniform_hash
-    from sk_fibinet._target_stats import _uniform_hash as copied
+    from sk_fibinet.data.streaming import _uniform_hash
+    from sk_fibinet.preprocessing.target_stats import _uniform_hash as copied
 
     positions = np.arange(50_000)
     assert_array_equal(copied(positions, 5), _uniform_hash(positions, 5))

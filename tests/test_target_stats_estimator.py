@@ -97,7 +97,7 @@ def test_prediction_statistics_take_in_the_early_stopping_rows():
     # the held-out rows decide early stopping with statistics of the training
     # rows only; once fitted, prediction uses every row's target, as a fit
     # without early stopping does (the full-data values do not depend on folds)
-    from sk_fibinet._target_stats import TargetStatistics
+    from sk_fibinet.preprocessing.target_stats import TargetStatistics
 
     X, y, _ = _ids(n=3000)
     clf = FiBiNETClassifier(

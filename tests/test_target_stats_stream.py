@@ -13,12 +13,12 @@ from sk_fibinet import (
     FiBiNETClassifier,
     FiBiNETRegressor,
     ParquetSource,
-    _stream_checkpoint,
 )
-from sk_fibinet._engine import draw_seed
-from sk_fibinet._sources import with_statistics
-from sk_fibinet._streaming import _StreamDataset, _uniform_hash
-from sk_fibinet._target_stats import TargetStatistics
+from sk_fibinet.data import stream_checkpoint as _stream_checkpoint
+from sk_fibinet.data.sources import with_statistics
+from sk_fibinet.data.streaming import _StreamDataset, _uniform_hash
+from sk_fibinet.preprocessing.target_stats import TargetStatistics
+from sk_fibinet.training.engine import draw_seed
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -35,8 +35,8 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
-from . import _distributed
-from ._skorch import _CodesDataset, _StopOnNonFinite
+from . import distributed as _distributed
+from .net import _CodesDataset, _StopOnNonFinite
 
 # A pair of fields is crossed only if its combinations could get this many
 # training rows each on average; below that the weights would memorise rows.

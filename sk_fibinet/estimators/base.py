@@ -29,9 +29,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
 
-from ._encoding import is_polars_frame, polars_to_pandas
-from ._engine import train
-from ._explain import (
+from ..data.sources import FrameSource, with_statistics
+from ..data.streaming import (
+    ParquetSource,
+    StreamSource,
+    forward_source,
+    predict_to_parquet,
+)
+from ..nn.fibinet import BILINEAR_TYPES, FiBiNET
+from ..nn.fibinetpp import FiBiNetPP
+from ..nn.optim import SparseDenseAdamW
+from ..preprocessing.encoding import is_polars_frame, polars_to_pandas
+from ..training.engine import train
+from ..training.explain import (
     N_PERMUTATIONS,
     Replacer,
     ablation_losses,
@@ -40,10 +50,7 @@ from ._explain import (
     normalised_importances,
     shapley_values,
 )
-from ._fibinetpp import FiBiNetPP
-from ._network import BILINEAR_TYPES, FiBiNET
-from ._optim import SparseDenseAdamW
-from ._skorch import (
+from ..training.net import (
     _PREDICT_BATCH_SIZE,
     _BatchIterator,
     _CodesDataset,
@@ -51,13 +58,6 @@ from ._skorch import (
     _FiBiNETNet,
     _row_losses,
     _silent,
-)
-from ._sources import FrameSource, with_statistics
-from ._streaming import (
-    ParquetSource,
-    StreamSource,
-    forward_source,
-    predict_to_parquet,
 )
 
 # Rows per chunk for field weights and interaction strengths, which build
@@ -425,7 +425,7 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
     def _learn_explanations(
         self, train_ds, valid_ds, seed: int, counts, *, n_train: int, n_epochs: int
     ) -> None:
-        """``feature_importances_`` and ``explain_base_value_`` (see _explain.py).
+        """``feature_importances_`` and ``explain_base_value_`` (training/explain.py).
 
         Field ablation on the validation rows (the training rows without them),
         a random subset of at most :func:`~._explain.importance_rows` rows;

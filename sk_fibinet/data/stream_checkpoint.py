@@ -1,6 +1,6 @@
 """Checkpoints of fits streamed from a :class:`~sk_fibinet.ParquetSource`.
 
-The checkpoint itself is the in-memory one (:mod:`sk_fibinet._checkpoint`):
+The checkpoint itself is the in-memory one (:mod:`sk_fibinet.training.checkpoint`):
 one file per fit, written after every epoch and every
 ``source.checkpoint_every_n_batches`` training batches, resumed at the batch
 after the last one it holds. What differs is how a streamed fit is recognised,
@@ -33,7 +33,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from . import _checkpoint
+from ..training import checkpoint as _checkpoint
 
 # The header key of the first-pass digest.
 _STATISTICS = "source_statistics"

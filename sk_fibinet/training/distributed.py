@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback, ProgressBar
 
-from ._skorch import _BatchIterator, _silent
+from .net import _BatchIterator, _silent
 
 # The variables torchrun sets that init_process_group("env://") reads.
 _TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F_
 
-from ._network import FieldEmbedding, _linear, fill_untrained_rows, mlp
+from .fibinet import FieldEmbedding, _linear, fill_untrained_rows, mlp
 
 #: LayerNorm epsilon of the authors' ``SimpleLayerNormalization``.
 LN_EPS = 1e-6
@@ -322,7 +322,7 @@ class FiBiNetPP(nn.Module):
     compresses their pairwise bilinear inner products to ``d_bilinear_out``
     units, :class:`SENETPlus` re-weights them bit-wise; the two outputs,
     ``(batch, d_bilinear_out)`` and the flattened ``(batch, F d)``, are
-    concatenated into the DNN. Compared with :class:`~sk_fibinet._network.FiBiNET`
+    concatenated into the DNN. Compared with :class:`~sk_fibinet.nn.fibinet.FiBiNET`
     there is no bilinear layer on the SENET branch and no linear part, and the
     bilinear branch yields ``d_bilinear_out`` numbers instead of ``P d``, which is
     where the DNN's first layer, most of FiBiNET's weights, shrinks.
@@ -347,7 +347,7 @@ class FiBiNetPP(nn.Module):
         Ordered bins per numeric field (0 for categorical fields): fields with
         ``numeric_bins[i] > 0`` are layer-normalised, the others batch-normalised,
         and numeric fields get coarse embeddings, see
-        :class:`~sk_fibinet._network.FieldEmbedding`. ``None``: every field is
+        :class:`~sk_fibinet.nn.fibinet.FieldEmbedding`. ``None``: every field is
         categorical.
     n_groups : int, default=2
         Groups per field in SENet+'s squeeze; must divide ``d_embedding``.
@@ -479,7 +479,7 @@ class FiBiNetPP(nn.Module):
     def fill_untrained_rows(self, codes: torch.Tensor | None = None, *, counts=None):
         """Embedding rows of codes absent from the ``(n, F)`` training
         ``codes`` (or with zero ``counts``) take their field's mean, see
-        :func:`~sk_fibinet._network.fill_untrained_rows`."""
+        :func:`~sk_fibinet.nn.fibinet.fill_untrained_rows`."""
         fill_untrained_rows(
             [self.embedding.embedding.weight],
             self.embedding.cardinalities,

@@ -26,20 +26,20 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from ._base import BaseFiBiNET, _check_device
-from ._classifier import FiBiNETClassifier
-from ._encoding import HASH_FUNCTIONS, FieldEncoder, resolve_hash_buckets
-from ._engine import _trained_params
-from ._regressor import FiBiNETRegressor
-from ._serialization import (
+from .._serialization import (
     _SCALARS,
     _check_torch_safe,
     _history_to_json,
     _plain,
     _plain_scalar,
 )
-from ._target_stats import TargetStatistics
-from ._version import __version__
+from .._version import __version__
+from ..estimators.base import BaseFiBiNET, _check_device
+from ..estimators.classifier import FiBiNETClassifier
+from ..estimators.regressor import FiBiNETRegressor
+from ..preprocessing.encoding import HASH_FUNCTIONS, FieldEncoder, resolve_hash_buckets
+from ..preprocessing.target_stats import TargetStatistics
+from ..training.engine import _trained_params
 
 FORMAT_NAME = "sk_fibinet.FiBiNETClassifier"
 # The format name records the estimator class a file holds; both share one layout.

@@ -1,7 +1,8 @@
 """The skorch side: the net subclass, dataset, batch iterator, callbacks.
 
-Everything here speaks tensors; the estimators in ``_base.py``,
-``_classifier.py`` and ``_regressor.py`` translate scikit-learn's API into it.
+Everything here speaks tensors; the estimators in ``estimators/base.py``,
+``estimators/classifier.py`` and ``estimators/regressor.py`` translate
+scikit-learn's API into it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
-from ._network import Dropout
+from ..nn.fibinet import Dropout
 
 # Rows per prediction chunk. The pair products are computed a cache-sized block
 # at a time whatever the chunk, so larger chunks only amortise per-chunk costs:
@@ -211,7 +212,7 @@ class _FiBiNETNet(NeuralNet):
             seed = self.shuffle_seed + len(self.history)
             processes = getattr(self, "processes_", None)  # a distributed fit
             if isinstance(dataset, torch.utils.data.IterableDataset):
-                iterator = dataset.batches(self.batch_size, seed)  # _streaming.py
+                iterator = dataset.batches(self.batch_size, seed)  # data/streaming.py
             elif processes is None:
                 iterator = _BatchIterator(dataset, self.batch_size, seed)
             else:

@@ -5,7 +5,7 @@ feature Interaction for Click-Through Rate Prediction", RecSys 2019.
 
 Shapes use ``F`` fields, ``d`` embedding width and ``P = F (F - 1) / 2`` pairs.
 
-The bilinear layer and its fused kernel live in :mod:`sk_fibinet._bilinear`.
+The bilinear layer and its fused kernel live in :mod:`sk_fibinet.nn.bilinear`.
 What is left here is over 500 lines because every module carries the
 documentation of its part of the architecture with doctested examples, and
 the network answers the explanations' question (outputs with some fields
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._bilinear import BILINEAR_TYPES, BilinearInteraction, _BlockedBilinearLinear
+from .bilinear import BILINEAR_TYPES, BilinearInteraction, _BlockedBilinearLinear
 
 __all__ = [
     "BILINEAR_TYPES",

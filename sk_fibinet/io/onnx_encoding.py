@@ -5,7 +5,7 @@ field's int64 codes, exactly as :meth:`FieldEncoder.transform` does;
 :func:`onnx_inputs` turns a DataFrame into those inputs (categorical values as
 their text, the empty string for missing; numbers as float64, NaN for missing).
 Only numpy and pandas here: the nodes are built through the ``onnx`` module the
-caller passes in (imported lazily by :mod:`sk_fibinet._onnx`).
+caller passes in (imported lazily by :mod:`sk_fibinet.io.onnx`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import (
+from ..preprocessing.encoding import (
     HASH_SEED,
     MISSING_CODE,
     N_RESERVED,

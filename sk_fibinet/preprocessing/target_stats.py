@@ -23,7 +23,7 @@ Folds
 -----
 A row's fold is ``floor(u * n_folds)`` with ``u`` a SplitMix64 hash of the row's
 position in the training data (the same kind of hash as ``_uniform_hash`` in
-``_streaming.py``, which holds out validation rows), so it does not depend on
+``data/streaming.py``, which holds out validation rows), so it does not depend on
 chunking or row order. The seed is salted before hashing: passing the estimator's
 seed here keeps the folds independent of the validation split made with it.
 

@@ -1,6 +1,6 @@
 """Data sources of the training engine: a frame in memory, one chunk.
 
-A source answers the questions of :func:`~sk_fibinet._engine.train` (see its
+A source answers the questions of :func:`~sk_fibinet.training.engine.train` (see its
 module docstring): ``check``, ``n_rows``, ``can_hold_out``, ``epochs``,
 ``open_checkpoint`` and ``encode``. :class:`FrameSource` is ``fit(X, y)``,
 :class:`ChunkSource` one ``partial_fit`` call; the Parquet source is
@@ -22,17 +22,22 @@ from sklearn.utils.validation import (
     check_consistent_length,
 )
 
-from . import _checkpoint
-from ._encoding import (
+from ..nn.fibinet import code_counts
+from ..preprocessing.encoding import (
     OTHER_CODE,
     FieldEncoder,
     category_counts,
     resolve_categorical_mask,
 )
-from ._engine import Encoded
-from ._network import code_counts
-from ._skorch import _CodesDataset
-from ._target_stats import PairSketch, TargetStatistics, candidate_pairs, select_columns
+from ..preprocessing.target_stats import (
+    PairSketch,
+    TargetStatistics,
+    candidate_pairs,
+    select_columns,
+)
+from ..training import checkpoint as _checkpoint
+from ..training.engine import Encoded
+from ..training.net import _CodesDataset
 
 
 class UnknownCategoryWarning(UserWarning):
@@ -92,10 +97,10 @@ def plan_statistics(model, frame, seed: int):
 
     ``frame`` holds the training rows (the held-out rows left out). Under
     ``target_stats="auto"`` the categorical columns and column pairs are chosen
-    by :func:`~sk_fibinet._target_stats.select_columns` (more than 50 distinct
-    values, at least half of the rows sharing their value with another row; a
-    pair must refine both of its columns; at most 12 pairs). Only DataFrame
-    columns qualify.
+    by :func:`~sk_fibinet.preprocessing.target_stats.select_columns` (more
+    than 50 distinct values, at least half of the rows sharing their value
+    with another row; a pair must refine both of its columns; at most 12
+    pairs). Only DataFrame columns qualify.
 
     Returns
     -------

@@ -20,10 +20,10 @@ from sklearn.utils.class_weight import compute_class_weight, compute_sample_weig
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseFiBiNET
-from ._engine import train
-from ._skorch import _fit_temperature, _logits_to_proba, _ValidScore
-from ._sources import ChunkSource
+from ..data.sources import ChunkSource
+from ..training.engine import train
+from ..training.net import _fit_temperature, _logits_to_proba, _ValidScore
+from .base import BaseFiBiNET
 
 # With temperature calibration, early stopping watches the calibrated
 # validation loss (False: the raw one, for comparisons).

@@ -31,7 +31,7 @@ import torch
 from skorch.callbacks import Callback
 from skorch.history import History
 
-from ._serialization import _check_torch_safe, _history_to_json, _plain
+from .._serialization import _check_torch_safe, _history_to_json, _plain
 
 FORMAT_NAME = "sk_fibinet.checkpoint"
 FORMAT_VERSION = 1

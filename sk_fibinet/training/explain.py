@@ -5,7 +5,7 @@ references)``: the output with chosen fields replaced by a per-field reference
 (the frequency-weighted mean of the field's trained embedding vectors, and
 likewise for the first-order and crossed weights; see
 ``FiBiNET.field_references``). Everything here speaks tensors and numpy; the
-estimators in ``_base.py`` turn the results into scikit-learn attributes and
+estimators in ``estimators/base.py`` turn the results into scikit-learn attributes and
 DataFrames.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ._skorch import _PREDICT_BATCH_SIZE, _BatchIterator, _CodesDataset, _eval_mode
+from .net import _PREDICT_BATCH_SIZE, _BatchIterator, _CodesDataset, _eval_mode
 
 # Exact Shapley values (every coalition, 2^F network evaluations per row) up to
 # this many fields; above it, antithetic permutation sampling.

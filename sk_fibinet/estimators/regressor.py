@@ -11,10 +11,10 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_y, check_is_fitted
 
-from ._base import BaseFiBiNET
-from ._engine import train
-from ._network import shift_outputs
-from ._sources import ChunkSource
+from ..data.sources import ChunkSource
+from ..nn.fibinet import shift_outputs
+from ..training.engine import train
+from .base import BaseFiBiNET
 
 LOSSES = ("squared_error", "absolute_error", "poisson")
 # rows the intercept is centred on at most (evenly spaced)

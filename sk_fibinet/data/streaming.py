@@ -6,7 +6,8 @@ each reading one batch of rows at a time:
 
 * the first pass learns the encoding: exact category counts per categorical
   column (summed batch by batch, then turned into vocabularies by the same
-  :class:`~sk_fibinet._encoding.FieldEncoder` rules as in memory), the numeric
+  :class:`~sk_fibinet.preprocessing.encoding.FieldEncoder` rules as in
+  memory), the numeric
   values of a bounded, seeded sample of rows (``bin_sample_rows``, as
   HistGradientBoosting bins from a 200k-row sample) for the bin edges, and the
   summaries of the targets the estimator needs (classes, target scale);
@@ -69,17 +70,21 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _stream_checkpoint
-from ._encoding import _numeric_values, category_counts, resolve_categorical_mask
-from ._engine import Encoded
-from ._skorch import _CodesDataset
-from ._sources import make_encoder, with_statistics
-from ._target_stats import (
+from ..preprocessing.encoding import (
+    _numeric_values,
+    category_counts,
+    resolve_categorical_mask,
+)
+from ..preprocessing.target_stats import (
     PairSketch,
     TargetStatistics,
     candidate_pairs,
     select_columns,
 )
+from ..training.engine import Encoded
+from ..training.net import _CodesDataset
+from . import stream_checkpoint as _stream_checkpoint
+from .sources import make_encoder, with_statistics
 
 # Category counts of this many batches are summed at once (summing each batch
 # into the running totals re-hashes the whole vocabulary every time).
@@ -523,7 +528,7 @@ def _learn_encoding(
     """The first pass, and the statistics passes: encoder, target summary,
     number of validation rows and target statistics.
 
-    ``statistics``, a :class:`~sk_fibinet._stream_checkpoint.StatisticsDigest`
+    ``statistics``, a :class:`~sk_fibinet.data.stream_checkpoint.StatisticsDigest`
     or None, is fed every statistic learned: the summed category counts, the
     numeric sample, the target summary, the number of validation rows and the
     target statistics (see :func:`_target_statistics`).
@@ -650,7 +655,7 @@ def _target_statistics(
 ):
     """Choose and accumulate the target statistics of a streamed fit.
 
-    The rule is :func:`~sk_fibinet._sources.plan_statistics`'s, on the training
+    The rule is :func:`~sk_fibinet.data.sources.plan_statistics`'s, on the training
     rows (the held-out rows left out): the columns from the first pass's
     training counts; then, with two or more columns, one pass over those
     columns only to sketch their pairs (:class:`PairSketch`); then one pass over
@@ -841,7 +846,7 @@ class StreamSource:
 
     def _add_held_out_statistics(self, model) -> None:
         """Give the target statistics the held-out rows' targets as well, as
-        :meth:`~sk_fibinet._sources.FrameSource.encode` does: they decided early
+        :meth:`~sk_fibinet.data.sources.FrameSource.encode` does: they decided early
         stopping with statistics of the training rows; prediction uses all."""
         held, self._held_out = self._held_out, []
         for rows, target, weight, positions in held:

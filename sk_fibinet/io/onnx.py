@@ -39,8 +39,9 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._classifier import FiBiNETClassifier
-from ._onnx_encoding import (
+from ..estimators.classifier import FiBiNETClassifier
+from ..estimators.regressor import FiBiNETRegressor
+from .onnx_encoding import (
     _PREFIX,
     MISSING_TEXT,
     _encode_column,
@@ -48,7 +49,6 @@ from ._onnx_encoding import (
     _Graph,
     n_input_columns,
 )
-from ._regressor import FiBiNETRegressor
 
 #: Opsets of the exported graph: the network's (TorchScript exporter), the
 #: ai.onnx.ml one of ``LabelEncoder`` and onnxruntime's own domain.

@@ -6,7 +6,7 @@ them; :class:`_BlockedBilinearLinear` computes both branches' products a block o
 pairs at a time and feeds each block straight into the first DNN layer, so the
 ``(batch, 2 P d)`` combination is never materialised (its backward recomputes
 the blocks). The kernel is kept apart from the model code it serves so that
-:mod:`sk_fibinet._network` reads as the architecture.
+:mod:`sk_fibinet.nn.fibinet` reads as the architecture.
 
 Shapes use ``F`` fields, ``d`` embedding width and ``P`` pairs.
 """
