@@ -84,7 +84,7 @@ from ..preprocessing.target_stats import (
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
 from . import stream_checkpoint as _stream_checkpoint
-from .sources import make_encoder, with_statistics
+from .sources import add_held_out_rows, make_encoder, with_statistics
 
 # Category counts of this many batches are summed at once (summing each batch
 # into the running totals re-hashes the whole vocabulary every time).
@@ -402,12 +402,7 @@ class _StreamDataset(torch.utils.data.IterableDataset):
         features = frame[self.source.feature_names]
         statistics = self.statistics
         if statistics is not None:
-            values = np.empty((len(frame), len(statistics.feature_names_)))  # (n, k)
-            if train.any():
-                oof = statistics.out_of_fold(features[train], positions[train])
-                values[train] = oof.to_numpy()
-            if not train.all():
-                values[~train] = statistics.transform(features[~train]).to_numpy()
+            values = _statistic_values(statistics, features, positions, train)
             features = with_statistics(features, statistics.feature_names_, values)
         codes = self.encoder.transform(features)  # (n, F)
         target, weight = self.targets(frame[self.source.target].to_numpy())
@@ -541,6 +536,9 @@ def _learn_encoding(
     n_valid : int
     target_stats : TargetStatistics or None
         Updated with the training rows; None when ``target_stats`` adds none.
+    held_out : list
+        The held-out rows the statistics take in once fitted (see
+        :func:`_target_statistics`); empty without statistics.
     """
     names = list(source.feature_names)
     empty = source._empty_frame(names)
@@ -608,7 +606,7 @@ def _learn_encoding(
     if statistics is not None:
         statistics.update(target_stats)
         statistics.update(np.array([n_valid]))
-    te = None
+    te, held_out = None, []
     if estimator.target_stats is not None and n_rows - n_valid > 0:
         train_counts = {}
         for name in counts:
@@ -617,7 +615,7 @@ def _learn_encoding(
                 held = _merge_counts(valid_counts[name])
                 merged = merged.sub(held.reindex(merged.index, fill_value=0))
             train_counts[name] = merged
-        te, te_values = _target_statistics(
+        te, te_values, held_out = _target_statistics(
             estimator,
             source,
             train_counts,
@@ -639,7 +637,7 @@ def _learn_encoding(
     n_statistics = 0 if te is None else len(te.feature_names_)
     encoder = make_encoder(estimator, is_frame=True, n_statistics=n_statistics)
     encoder._fit_stats(names, mask, stats)
-    return encoder, target_stats, n_valid, te
+    return encoder, target_stats, n_valid, te, held_out
 
 
 def _training_frames(source, columns, *, seed: int, valid_frac: float):
@@ -669,9 +667,13 @@ def _target_statistics(
     -------
     statistics : TargetStatistics or None
     values : ndarray of shape (n_sample, n_statistics) or None
+    held : list of (DataFrame, ndarray, ndarray, ndarray)
+        The held-out rows of the chosen columns with their target, weight and
+        positions (at most ``max_validation_rows``), for
+        :func:`~sk_fibinet.data.sources.add_held_out_rows` once fitted.
     """
     if not train_counts:
-        return None, None
+        return None, None, []
     columns, _ = select_columns(train_counts, n_train)
     pairs = candidate_pairs(columns)
     summary = None
@@ -684,7 +686,7 @@ def _target_statistics(
         summary = sketch.summary()
     columns, pairs = select_columns(train_counts, n_train, summary)
     if not columns and not pairs:
-        return None, None
+        return None, None, []
     statistics = TargetStatistics(columns, pairs, seed=seed)
     members = list(dict.fromkeys([*columns, *(c for p in pairs for c in p)]))
     kept, held = [], []
@@ -716,18 +718,23 @@ def _target_statistics(
             at = sample[lo:hi] - positions[0]
             kept.append((rows.iloc[at], positions[at], train[at]))
     statistics.rows_seen_ = source.n_rows  # positions of a later partial_fit
-    # the held-out rows join the statistics once fitted (StreamSource.finish)
-    statistics._held_out_rows = held
     frame = pd.concat([f for f, _, _ in kept], ignore_index=True)
     positions = np.concatenate([p for _, p, _ in kept])  # (n_sample,)
     train = np.concatenate([t for _, _, t in kept])  # (n_sample,)
-    values = np.empty((len(frame), len(statistics.feature_names_)))  # (n_sample, k)
+    values = _statistic_values(statistics, frame, positions, train)  # (n_sample, k)
+    return statistics, values, held
+
+
+def _statistic_values(statistics, frame, positions, train) -> np.ndarray:
+    """``(n, k)`` statistics of ``frame``'s rows: out of fold for a training
+    row (``train`` true), of the training rows for a held-out one."""
+    values = np.empty((len(frame), len(statistics.feature_names_)))  # (n, k)
     if train.any():
         oof = statistics.out_of_fold(frame[train], positions[train])
         values[train] = oof.to_numpy()
     if not train.all():
         values[~train] = statistics.transform(frame[~train]).to_numpy()
-    return statistics, values
+    return values
 
 
 def _concat_values(values: list[np.ndarray]) -> np.ndarray:
@@ -794,8 +801,13 @@ class StreamSource:
         source, n_rows = self.source, self.n_rows
         keep_frac = min(1.0, source.max_validation_rows / n_rows)
         valid_frac = min(model.validation_fraction, keep_frac) if hold_out else 0.0
-        encoder, target_summary, n_valid, statistics = _learn_encoding(
-            model, source, seed=seed, valid_frac=valid_frac, statistics=self.statistics
+        # the held-out rows join the statistics once fitted (finish)
+        encoder, target_summary, n_valid, statistics, self._held_out = _learn_encoding(
+            model,
+            source,
+            seed=seed,
+            valid_frac=valid_frac,
+            statistics=self.statistics,
         )
         if statistics is not None:  # a clear error for clashing column names
             with_statistics(
@@ -804,9 +816,6 @@ class StreamSource:
                 np.empty((0, len(statistics.feature_names_))),
             )
         model.target_stats_ = statistics
-        self._held_out = []
-        if statistics is not None:
-            self._held_out = statistics.__dict__.pop("_held_out_rows", [])
         if checkpoint is not None:
             _stream_checkpoint.check_statistics(checkpoint, self.statistics.hexdigest())
         targets = model._targets_from_stats(target_summary)
@@ -849,8 +858,8 @@ class StreamSource:
         :meth:`~sk_fibinet.data.sources.FrameSource.encode` does: they decided early
         stopping with statistics of the training rows; prediction uses all."""
         held, self._held_out = self._held_out, []
-        for rows, target, weight, positions in held:
-            model.target_stats_.update(rows, target, weight=weight, positions=positions)
+        if held:
+            add_held_out_rows(model.target_stats_, held)
 
 
 def _refuse_split(model, n_rows: int):
