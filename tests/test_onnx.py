@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_ids
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sk_fibinet import (
@@ -394,23 +395,6 @@ def test_skl2onnx_refuses_hashed_columns_and_bool_labels():
         skl2onnx.to_onnx(pipe, X[:1])
 
 
-def make_ids(n=1600, seed=0):
-    """A str user ID (its rate carries the signal, some missing, some users
-    seen once), an int item ID mostly fixed by the user (their pair refines
-    both) and a number: target_stats="auto" picks both IDs and the pair."""
-    rng = np.random.default_rng(seed)
-    user = rng.integers(0, 70, n)
-    item = (user * 7 + rng.integers(0, 3, n)) % 60
-    rate = rng.normal(scale=1.5, size=70)
-    x = rng.normal(size=n)
-    logit = rate[user] + 0.3 * (item % 2) + 0.5 * x
-    users = np.array([f"u{u}" for u in user], dtype=object)
-    users[rng.random(n) < 0.03] = None
-    users[:20] = [f"solo{i}" for i in range(20)]  # rare: one row each
-    X = pd.DataFrame({"user": users, "item": item, "x": x})
-    return X, logit + rng.logistic(size=n) * 0.5
-
-
 def held_out_ids(X):
     """Later rows plus unseen, rare and missing users, unseen items, a missing
     item (the column turns float) and seen values in an unseen pair."""
@@ -437,7 +421,7 @@ def fit_ids(estimator, y, X, **params):
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_target_statistics_are_computed_in_the_graph(task):
-    X, score = make_ids()
+    X, score = make_ids(n_solo=20)
     rows = held_out_ids(X)
     if task == "regression":
         model = fit_ids(FiBiNETRegressor, score, X)
@@ -459,7 +443,7 @@ def test_target_statistics_are_computed_in_the_graph(task):
 
 
 def test_loaded_model_with_target_statistics_exports(tmp_path):
-    X, score = make_ids(n=1200)
+    X, score = make_ids(n=1200, n_solo=20)
     clf = fit_ids(FiBiNETClassifier, (score > 0).astype(int), X, hash_buckets=32)
     save_model(clf, tmp_path / "model.pt")
     loaded = load_model(tmp_path / "model.pt")

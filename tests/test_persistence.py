@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FAST, make_mixed
+from conftest import FAST, make_ids, make_mixed
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 
@@ -439,23 +439,6 @@ def test_version_1_files_with_derived_buffers_still_load(tmp_path):
     assert_array_equal(load_model(path).predict_proba(X), clf.predict_proba(X))
 
 
-def _id_frame(n=1600, seed=0):
-    """A user ID (str, its rate carries the signal), an item ID (int, declared
-    categorical, mostly fixed by the user so that the pair refines both), some
-    missing users and a numeric column: target_stats="auto" picks both IDs and
-    their pair."""
-    rng = np.random.default_rng(seed)
-    user = rng.integers(0, 70, n)
-    item = (user * 7 + rng.integers(0, 3, n)) % 60
-    rate = rng.normal(scale=1.5, size=70)
-    x = rng.normal(size=n)
-    logit = rate[user] + 0.3 * (item % 2) + 0.5 * x
-    users = np.array([f"u{u}" for u in user], dtype=object)
-    users[rng.random(n) < 0.03] = None
-    X = pd.DataFrame({"user": users, "item": item, "x": x})
-    return X, logit + rng.logistic(size=n) * 0.5
-
-
 def _with_stats(estimator, X, y):
     model = estimator(
         **{**SMALL, "max_epochs": 2},
@@ -475,7 +458,7 @@ def test_round_trip_with_target_statistics_predicts_and_explains_identically(
 ):
     from sk_fibinet import FiBiNETRegressor
 
-    X, score = _id_frame()
+    X, score = make_ids()
     if task == "regression":
         model = _with_stats(FiBiNETRegressor, X, score)
     else:
@@ -509,7 +492,7 @@ def test_round_trip_with_target_statistics_predicts_and_explains_identically(
 
 
 def test_partial_fit_after_loading_continues_the_target_statistics(tmp_path):
-    X, score = _id_frame(n=2000)
+    X, score = make_ids(n=2000)
     y = (score > 0).astype(int)
     clf = FiBiNETClassifier(
         **SMALL, target_stats="auto", categorical_features=["user", "item"]
@@ -533,7 +516,7 @@ def test_partial_fit_after_loading_continues_the_target_statistics(tmp_path):
 
 
 def test_damaged_target_statistics_are_a_clear_error(tmp_path):
-    X, score = _id_frame(n=1200)
+    X, score = make_ids(n=1200)
     clf = _with_stats(FiBiNETClassifier, X, (score > 0).astype(int))
     path = tmp_path / "model.pt"
     save_model(clf, path)
