@@ -454,3 +454,51 @@ def test_loaded_model_with_target_statistics_exports(tmp_path):
 
     with pytest.raises(ValueError, match="skl2onnx converter cannot export target"):
         _model(onnx, loaded, matrix=True)  # a matrix of numbers has no text
+
+
+@pytest.mark.parametrize("bilinear_type", ["all", "each", "interaction"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_large_batches_in_chunks_match_predict_proba(
+    frame, bilinear_type, n_classes, monkeypatch
+):
+    # above ROWS_PER_CHUNK rows the graph takes its Loop branch: the batch cut
+    # into equal chunks (padded, the padding dropped); below, the one-block net
+    from sk_fibinet.io import onnx_network
+
+    monkeypatch.setattr(onnx_network, "ROWS_PER_CHUNK", 16)
+    X, score = frame
+    y = np.digitize(score, np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    clf = FiBiNETClassifier(
+        **SMALL, bilinear_type=bilinear_type, categorical_features=CATEGORICAL
+    ).fit(X, y)
+    model = to_onnx(clf)
+    ifs = [n for n in model.graph.node if n.op_type == "If"]
+    assert len(ifs) == 1
+    run = session(model).run
+    rows = held_out(X)  # 52 rows: 4 chunks of 13
+    for n in (1, 15, 16, 17, 33, len(rows)):  # one piece; 2, 3 and 4 chunks
+        part = rows.head(n)
+        label, proba = run(None, onnx_inputs(clf, part))
+        assert proba.shape == (n, n_classes)
+        assert_allclose(proba, clf.predict_proba(part), rtol=1e-5, atol=1e-5)
+        assert_array_equal(label, clf.predict(part))
+
+
+def test_constants_both_branches_read_are_stored_once(frame):
+    X, score = frame
+    clf = FiBiNETClassifier(**SMALL, categorical_features=CATEGORICAL).fit(
+        X, score > 0.5
+    )
+    model = to_onnx(clf)
+    table = clf.net_.module_.embedding.vectors().detach().numpy()  # (R, d)
+    arrays = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer]
+    same = [a for a in arrays if a.shape == table.shape and np.allclose(a, table)]
+    assert len(same) == 1  # one table, read by the If's two branches
+    sizes = {}  # the network's constants: none stored twice
+    for t in model.graph.initializer:
+        if "/net" not in t.name:
+            continue
+        a = onnx.numpy_helper.to_array(t)
+        key = (a.dtype.str, a.shape, a.tobytes())
+        sizes[key] = sizes.get(key, 0) + 1
+    assert max(sizes.values()) == 1

@@ -13,7 +13,8 @@ The graph has three parts, built here and joined into one ``onnx.ModelProto``:
   prior last) and binned like numeric columns; the codes are concatenated
   into ``(batch, F)`` int64;
 * the network, ``torch.onnx.export`` (TorchScript) of the evaluation-mode
-  module on the CPU, with the plain composition (``fused=False``);
+  module, built in :mod:`sk_fibinet.io.onnx_network` (for FiBiNET an ``If``
+  on the batch size between one block of pairs and a ``Loop`` over chunks);
 * the output head: the classifier's temperature, sigmoid or softmax in double
   precision, ``ArgMax`` and a ``Gather`` of ``classes_``; the regressor's target
   scaling undone (``exp`` of the Poisson link).
@@ -31,12 +32,9 @@ imported inside the functions.
 from __future__ import annotations
 
 import copy
-import io
 import os
-import warnings
 
 import numpy as np
-import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ..estimators.classifier import FiBiNETClassifier
@@ -49,10 +47,10 @@ from .onnx_encoding import (
     _Graph,
     n_input_columns,
 )
+from .onnx_network import OPSET, network_nodes
 
-#: Opsets of the exported graph: the network's (TorchScript exporter), the
+#: Opsets of the exported graph besides the network's (``OPSET``): the
 #: ai.onnx.ml one of ``LabelEncoder`` and onnxruntime's own domain.
-OPSET = 18
 ML_OPSET = 3
 MS_OPSET = 1
 OUTPUT_NAMES = ("output_label", "output_probability", "variable")
@@ -68,29 +66,6 @@ def _import_onnx():
             f"Exporting to ONNX needs the onnx package: {_EXTRA}."
         ) from exc
     return onnx
-
-
-# --------------------------------------------------------------- the network
-def _network(onnx, module: torch.nn.Module, n_fields: int, codes: str, logits: str):
-    """The evaluation-mode ``module`` as an ONNX graph ``codes -> logits``."""
-    module = copy.deepcopy(module).to("cpu").float().eval()
-    if hasattr(module, "fused"):
-        module.fused = False  # the plain composition: standard operators only
-    example = torch.zeros(2, n_fields, dtype=torch.long)  # (2, F): valid codes
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer and deprecation notices
-        torch.onnx.export(
-            module,
-            (example,),
-            buffer,
-            input_names=[codes],
-            output_names=[logits],
-            dynamic_axes={codes: {0: "batch"}, logits: {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    return onnx.load_from_string(buffer.getvalue())
 
 
 # ----------------------------------------------------------------- the head
@@ -297,18 +272,17 @@ def _model(onnx, estimator, *, matrix: bool):
     g.nodes.append(
         helper.make_node("Concat", codes, [x_codes], name=x_codes, axis=1)
     )  # (batch, F) int64
-    net = _network(onnx, estimator.net_.module_, len(names), x_codes, z)
-    net = onnx.compose.add_prefix(
-        net, _PREFIX + "net/", rename_inputs=False, rename_outputs=False
+    net_nodes, net_initializers, ir_version = network_nodes(
+        onnx, estimator.net_.module_, len(names), x_codes, z
     )
     n_encoding = len(g.nodes)
     outputs = _head(g, estimator, z)
     graph = helper.make_graph(
-        g.nodes[:n_encoding] + list(net.graph.node) + g.nodes[n_encoding:],
+        g.nodes[:n_encoding] + net_nodes + g.nodes[n_encoding:],
         "sk_fibinet",
         inputs,
         outputs,
-        initializer=g.initializers + list(net.graph.initializer),
+        initializer=g.initializers + net_initializers,
         doc_string=f"{type(estimator).__name__} exported by sk_fibinet.to_onnx",
     )
     model = helper.make_model(
@@ -318,7 +292,7 @@ def _model(onnx, estimator, *, matrix: bool):
             helper.make_opsetid("ai.onnx.ml", ML_OPSET),
             helper.make_opsetid("com.microsoft", MS_OPSET),
         ],
-        ir_version=net.ir_version,
+        ir_version=ir_version,
         producer_name="sk_fibinet",
     )
     helper.set_model_props(model, {"missing_text": MISSING_TEXT})
@@ -327,6 +301,23 @@ def _model(onnx, estimator, *, matrix: bool):
 
 
 # ------------------------------------------------------------------ skl2onnx
+def _renamed_graph(onnx, graph, renamed):
+    """A copy of the sub-graph ``graph`` with every name passed through
+    ``renamed``, nested sub-graphs included (they read the outer graph's
+    values by name)."""
+    graph = copy.deepcopy(graph)
+    for node in graph.node:
+        node.input[:] = [renamed(n) for n in node.input]
+        node.output[:] = [renamed(n) for n in node.output]
+        node.name = renamed(node.name)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                attr.g.CopyFrom(_renamed_graph(onnx, attr.g, renamed))
+    for value in [*graph.input, *graph.output, *graph.initializer]:
+        value.name = renamed(value.name)
+    return graph
+
+
 def register_skl2onnx() -> None:
     """Register converters of both estimators with skl2onnx.
 
@@ -429,6 +420,9 @@ def _skl2onnx_convert(scope, operator, container) -> None:
     opsets = {o.domain: o.version for o in model.opset_import}
     for node in model.graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        for key, value in attrs.items():
+            if isinstance(value, onnx.GraphProto):  # If / Loop branches
+                attrs[key] = _renamed_graph(onnx, value, renamed)
         container.add_node(
             node.op_type,
             [renamed(i) for i in node.input],
