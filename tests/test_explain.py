@@ -16,7 +16,8 @@ from sklearn.base import clone
 import sk_fibinet.training.explain as explain_module
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, load_model, save_model
 from sk_fibinet.datasets import make_signal_and_noise
-from sk_fibinet.nn.fibinet import FiBiNET, code_counts
+from sk_fibinet.nn.embedding import code_counts
+from sk_fibinet.nn.fibinet import FiBiNET
 from sk_fibinet.nn.fibinetpp import FiBiNetPP
 from sk_fibinet.training.explain import Replacer, coalitions
 

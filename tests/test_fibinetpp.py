@@ -6,7 +6,8 @@ import torch
 from torch.testing import assert_close
 
 from sk_fibinet.nn.fibinet import FiBiNET
-from sk_fibinet.nn.fibinetpp import BilinearPlus, FeatureNorm, FiBiNetPP, SENETPlus
+from sk_fibinet.nn.fibinetpp import FiBiNetPP
+from sk_fibinet.nn.fibinetpp_layers import BilinearPlus, FeatureNorm, SENETPlus
 
 
 def codes(cardinalities, n_rows=16, seed=0):

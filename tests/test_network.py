@@ -5,14 +5,11 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from sk_fibinet.nn.fibinet import (
-    BILINEAR_TYPES,
-    BilinearInteraction,
-    FiBiNET,
-    FieldEmbedding,
-    PairLinear,
-    SENETLayer,
-)
+from sk_fibinet.nn.bilinear import BILINEAR_TYPES, BilinearInteraction
+from sk_fibinet.nn.embedding import FieldEmbedding
+from sk_fibinet.nn.fibinet import FiBiNET
+from sk_fibinet.nn.layers import Dropout, SENETLayer
+from sk_fibinet.nn.pairs import PairLinear
 
 
 def naive_bilinear(layer: BilinearInteraction, e: torch.Tensor) -> torch.Tensor:
@@ -322,8 +319,6 @@ def test_double_backward_through_the_blocked_products_is_refused():
 
 
 def test_dropout_masks_come_from_its_generator_and_eval_is_the_identity():
-    from sk_fibinet.nn.fibinet import Dropout
-
     drop = Dropout(0.25)
     x = torch.ones(64, 32)  # (64, 32)
     outputs = []

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
-from ..nn.fibinet import Dropout
+from ..nn.layers import Dropout
 
 # Rows per prediction chunk. The pair products are computed a cache-sized block
 # at a time whatever the chunk, so larger chunks only amortise per-chunk costs:
