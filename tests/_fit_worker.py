@@ -6,7 +6,8 @@ test_stream_checkpoint.py (see kill_at_stall).
 checkpoint DIR`` fits with ``checkpoint_dir=DIR`` and stalls in epoch 3 so the
 test can kill it there; ``python tests/_fit_worker.py stream DIR`` does the same
 for a fit streamed from ``DIR/train.parquet``, stalling within epoch 2 after a
-checkpoint written within that epoch.
+checkpoint written within that epoch; ``python tests/_fit_worker.py ddp_stream
+DIR`` is one process of a data-parallel fit streamed from ``DIR/train.parquet``.
 """
 
 from __future__ import annotations
@@ -156,7 +157,39 @@ def stream(directory: Path) -> None:
     ).fit(ParquetSource(directory / "train.parquet", **STREAM_SOURCE))
 
 
+def ddp_stream(directory: Path) -> None:
+    """One process of a data-parallel fit streamed from ``DIR/train.parquet``."""
+    from sk_fibinet import ParquetSource
+
+    X_test, _ = make_mixed(TEST_ROWS, seed=1)
+    source = ParquetSource(
+        directory / "train.parquet", target="target", batch_size=100, shuffle_buffer=300
+    )
+    clf = FiBiNETClassifier(
+        **STREAM_PARAMS, distributed=True, checkpoint_dir=directory / "checkpoints"
+    ).fit(source)
+    rank = dist.get_rank()
+    torch.save(
+        {
+            "proba": torch.from_numpy(clf.predict_proba(X_test)[:, 1]),
+            "state": clf.net_.module_.state_dict(),
+            "n_iter": clf.n_iter_,
+            "history": [
+                {k: v for k, v in row.items() if k not in ("batches", "dur")}
+                for row in clf.net_.history
+            ],
+        },
+        directory / f"stream_rank{rank}.pt",
+    )
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    workers = {"ddp": ddp, "checkpoint": checkpoint, "stream": stream}
+    workers = {
+        "ddp": ddp,
+        "ddp_stream": ddp_stream,
+        "checkpoint": checkpoint,
+        "stream": stream,
+    }
     workers[sys.argv[1]](Path(sys.argv[2]))

@@ -16,12 +16,12 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from sk_fibinet import FiBiNETClassifier
-from sk_fibinet.training.distributed import _ShardedBatchIterator
+from sk_fibinet.training.distributed import _ShardedBatchIterator, _SharedStreamBatches
 from sk_fibinet.training.net import _BatchIterator, _CodesDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _fit_worker import DDP_ROWS, TEST_ROWS  # noqa: E402
+from _fit_worker import DDP_ROWS, STREAM_PARAMS, TEST_ROWS  # noqa: E402
 from conftest import FAST, make_mixed  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "_fit_worker.py"
@@ -39,7 +39,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(world_size: int, out: Path) -> list[str]:
+def _launch(world_size: int, out: Path, mode: str = "ddp") -> list[str]:
     """Start the worker as torchrun would (its environment variables), wait."""
     port = _free_port()
     children = []
@@ -57,7 +57,7 @@ def _launch(world_size: int, out: Path) -> list[str]:
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
         children.append(
             subprocess.Popen(
-                [sys.executable, str(WORKER), "ddp", str(out)],
+                [sys.executable, str(WORKER), mode, str(out)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -146,3 +146,78 @@ def test_the_shares_of_the_processes_make_up_each_one_process_batch(n_rows):
     if len(one) > 1 and len(one[-1]) < world_size:  # the short tail joins
         one = one[:-2] + [one[-2] + one[-1]]
     assert merged == [sorted(batch) for batch in one]
+
+
+class _Batches:
+    """A stand-in for a streamed pass: fixed batches, a ``skip`` attribute."""
+
+    def __init__(self, sizes):
+        self.sizes, self.skip = sizes, 0
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __iter__(self):
+        start = 0
+        for size in self.sizes[self.skip :]:
+            rows = torch.arange(start, start + size)  # (size,): row numbers
+            yield rows[:, None], torch.zeros(size, 2)
+            start += size
+
+
+@pytest.mark.parametrize("sizes", [[32, 32, 5], [32, 32, 2], [32, 1], [7]])
+def test_the_shares_of_a_streamed_pass_make_up_its_batches(sizes):
+    world_size = 3
+    one = [codes[:, 0].tolist() for codes, _ in _Batches(sizes)]
+    if len(one) > 1 and len(one[-1]) < world_size:  # the short tail joins
+        one = one[:-2] + [one[-2] + one[-1]]
+    shares = []
+    for rank in range(world_size):
+        shared = _SharedStreamBatches(_Batches(sizes), rank=rank, world_size=world_size)
+        shares.append([codes[:, 0].tolist() for codes, target in shared])
+    assert all(len(share) == len(one) for share in shares)
+    assert all(len(batch) > 0 for share in shares for batch in share)
+    merged = [sorted(sum((s[b] for s in shares), [])) for b in range(len(one))]
+    assert merged == [sorted(batch) for batch in one]
+    # a resumed pass skips the batches of the one-process stream
+    shared = _SharedStreamBatches(_Batches(sizes), rank=0, world_size=world_size)
+    shared.skip = 1
+    assert shared.batches.skip == 1
+
+
+def test_two_processes_train_a_streamed_fit_and_resume_it(tmp_path):
+    pytest.importorskip("pyarrow")
+    from sk_fibinet import ParquetSource
+
+    X, y = make_mixed(DDP_ROWS, seed=0)
+    X.assign(target=y).to_parquet(tmp_path / "train.parquet", row_group_size=500)
+    outputs = _launch(2, tmp_path, mode="ddp_stream")
+    ranks = [
+        torch.load(tmp_path / f"stream_rank{r}.pt", weights_only=True) for r in (0, 1)
+    ]
+    state0, state1 = ranks[0]["state"], ranks[1]["state"]
+    for key in state0:
+        assert torch.equal(state0[key], state1[key]), key
+    assert ranks[0]["history"] == ranks[1]["history"]
+    assert torch.equal(ranks[0]["proba"], ranks[1]["proba"])
+    assert "valid_loss" in outputs[0] and "valid_loss" not in outputs[1]
+    (checkpoint,) = (tmp_path / "checkpoints").iterdir()  # process 0 wrote it
+    assert torch.load(checkpoint, weights_only=True)["finished"]
+
+    # as good as the same streamed fit in one process
+    X_test, y_test = make_mixed(TEST_ROWS, seed=1)
+    source = ParquetSource(
+        tmp_path / "train.parquet", target="target", batch_size=100, shuffle_buffer=300
+    )
+    one = FiBiNETClassifier(**STREAM_PARAMS).fit(source)
+    auc_one = roc_auc_score(y_test, one.predict_proba(X_test)[:, 1])
+    auc_two = roc_auc_score(y_test, ranks[0]["proba"].numpy())
+    assert abs(auc_two - auc_one) <= AUC_TOLERANCE, (auc_one, auc_two)
+
+    # run again: both processes restore the finished checkpoint, train nothing
+    for r in (0, 1):
+        (tmp_path / f"stream_rank{r}.pt").unlink()
+    _launch(2, tmp_path, mode="ddp_stream")
+    again = torch.load(tmp_path / "stream_rank0.pt", weights_only=True)
+    assert again["history"] == ranks[0]["history"]
+    assert torch.equal(again["proba"], ranks[0]["proba"])

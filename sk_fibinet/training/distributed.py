@@ -168,6 +168,11 @@ class Processes:
             dataset, batch_size, seed, rank=self.rank, world_size=self.world_size
         )
 
+    def share_stream(self, batches) -> _SharedStreamBatches:
+        """This process's share of every batch of a streamed pass, ``batches``
+        (what ``_StreamDataset.batches`` returns)."""
+        return _SharedStreamBatches(batches, rank=self.rank, world_size=self.world_size)
+
     @torch.no_grad()
     def reduce_gradients(
         self, module: torch.nn.Module, loss: torch.Tensor, n_rows: int
@@ -325,6 +330,56 @@ class _ShardedBatchIterator(_BatchIterator):
         for start, stop in zip(starts[:-1], starts[1:], strict=True):
             idx = order[start:stop][self.rank :: self.world_size]  # (share,)
             yield codes[idx], target[idx]
+
+
+class _SharedStreamBatches:
+    """Each process's share of every batch of a streamed pass.
+
+    Every process streams the same source with the same seed, so all of them
+    draw the same batches from the same shuffle buffer; process ``rank`` takes
+    rows ``rank, rank + world_size, ...`` of each, as :class:`_ShardedBatchIterator`
+    does for rows in memory. A batch with fewer rows than processes (only the
+    last of a pass can be one) joins the batch before it, so every process has
+    rows in every step. Each process reads and encodes every row; the training
+    arithmetic is what is divided.
+    """
+
+    def __init__(self, batches, *, rank: int, world_size: int):
+        self.batches = batches
+        self.rank = rank
+        self.world_size = world_size
+
+    @property
+    def skip(self) -> int:
+        """Batches of the next pass to leave out (a resumed fit), as counted
+        by the one-process stream."""
+        return self.batches.skip
+
+    @skip.setter
+    def skip(self, value: int) -> None:
+        self.batches.skip = value
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        pending = None
+        for codes, target in self.batches:  # (batch, F), (batch, 2)
+            if pending is not None and codes.shape[0] < self.world_size:
+                pending = (
+                    torch.cat([pending[0], codes]),  # (batch + tail, F)
+                    torch.cat([pending[1], target]),  # (batch + tail, 2)
+                )
+                continue
+            if pending is not None:
+                yield self._share(*pending)
+            pending = codes, target
+        if pending is not None:
+            yield self._share(*pending)
+
+    def _share(self, codes: torch.Tensor, target: torch.Tensor):
+        step = slice(self.rank, None, self.world_size)
+        return codes[step], target[step]  # (share, F), (share, 2)
 
 
 class _SyncProcesses(Callback):

@@ -213,6 +213,8 @@ class _FiBiNETNet(NeuralNet):
             processes = getattr(self, "processes_", None)  # a distributed fit
             if isinstance(dataset, torch.utils.data.IterableDataset):
                 iterator = dataset.batches(self.batch_size, seed)  # data/streaming.py
+                if processes is not None:
+                    iterator = processes.share_stream(iterator)
             elif processes is None:
                 iterator = _BatchIterator(dataset, self.batch_size, seed)
             else:
