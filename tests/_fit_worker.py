@@ -166,7 +166,10 @@ def ddp_stream(directory: Path) -> None:
         directory / "train.parquet", target="target", batch_size=100, shuffle_buffer=300
     )
     clf = FiBiNETClassifier(
-        **STREAM_PARAMS, distributed=True, checkpoint_dir=directory / "checkpoints"
+        **STREAM_PARAMS,
+        distributed=True,
+        verbose=1,
+        checkpoint_dir=directory / "checkpoints",
     ).fit(source)
     rank = dist.get_rank()
     torch.save(

@@ -252,8 +252,6 @@ def test_clear_errors(parquet_file):
         clf.fit(_source(parquet_file), np.zeros(1_200))
     with pytest.raises(ValueError, match="shuffle_buffer=10 is smaller"):
         clf.fit(_source(parquet_file, shuffle_buffer=10))
-    with pytest.raises(ValueError, match="distributed=True is not supported"):
-        FiBiNETClassifier(**STREAM, distributed=True).fit(_source(parquet_file))
     clf.fit(_source(parquet_file))
     X, _ = _frame(parquet_file)
     no_amount = _write(X.drop(columns="amount"), parquet_file.with_name("x.parquet"))

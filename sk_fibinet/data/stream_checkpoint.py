@@ -111,13 +111,15 @@ class StatisticsDigest:
         return self._digest.hexdigest()
 
 
-def open_source_checkpoint(model, source, seed: int):
-    """The checkpoint callback of a streamed fit, with the state to resume, if any."""
+def open_source_checkpoint(model, source, seed: int, processes=None):
+    """The checkpoint callback of a streamed fit, with the state to resume, if
+    any (in a distributed fit, written by process 0 only)."""
     return _checkpoint.open_checkpoint(
         model,
         model.checkpoint_dir,
         source_fingerprint(model, source),
         seed,
+        processes,
         every_n_batches=source.checkpoint_every_n_batches,
     )
 

@@ -770,11 +770,6 @@ class StreamSource:
                 "To fit on a ParquetSource, name its target column: "
                 "ParquetSource(data, target='name')."
             )
-        if model.distributed:
-            raise ValueError(
-                "distributed=True is not supported with a ParquetSource yet; fit a "
-                "DataFrame, or leave it at its default."
-            )
         if source.shuffle_buffer < model.batch_size:
             raise ValueError(
                 f"The source's shuffle_buffer={source.shuffle_buffer} is smaller "
@@ -792,10 +787,16 @@ class StreamSource:
 
     def open_checkpoint(self, model, seed: int, processes):
         self.statistics = None
+        if processes is not None:  # every process streams the same source
+            processes.check_same(
+                _stream_checkpoint.source_fingerprint(model, self.source)
+            )
         if model.checkpoint_dir is None:
             return None
         self.statistics = _stream_checkpoint.StatisticsDigest()
-        return _stream_checkpoint.open_source_checkpoint(model, self.source, seed)
+        return _stream_checkpoint.open_source_checkpoint(
+            model, self.source, seed, processes
+        )
 
     def encode(self, model, *, seed: int, hold_out: bool, checkpoint) -> Encoded:
         source, n_rows = self.source, self.n_rows
