@@ -75,12 +75,12 @@ from ..preprocessing.encoding import (
     category_counts,
     resolve_categorical_mask,
 )
-from ..preprocessing.target_stats import (
+from ..preprocessing.target_selection import (
     PairSketch,
-    TargetStatistics,
     candidate_pairs,
     select_columns,
 )
+from ..preprocessing.target_stats import TargetStatistics
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
 from . import stream_checkpoint as _stream_checkpoint
