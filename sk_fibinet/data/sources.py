@@ -23,12 +23,12 @@ from sklearn.utils.validation import (
 )
 
 from ..nn.fibinet import code_counts
-from ..preprocessing.encoding import (
+from ..preprocessing.categories import (
     OTHER_CODE,
-    FieldEncoder,
     category_counts,
     resolve_categorical_mask,
 )
+from ..preprocessing.encoding import FieldEncoder
 from ..preprocessing.target_selection import (
     PairSketch,
     candidate_pairs,

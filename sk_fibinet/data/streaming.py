@@ -70,11 +70,8 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..preprocessing.encoding import (
-    _numeric_values,
-    category_counts,
-    resolve_categorical_mask,
-)
+from ..preprocessing.binning import _numeric_values
+from ..preprocessing.categories import category_counts, resolve_categorical_mask
 from ..preprocessing.target_selection import (
     PairSketch,
     candidate_pairs,
