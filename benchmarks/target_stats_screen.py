@@ -1,6 +1,6 @@
 """Screen: do cross-fitted target statistics help?
 
-(``sk_fibinet.preprocessing.target_stats``.)
+(``sk_fibinet.preprocessing.target_stats`` and its sibling modules.)
 
 Outside the estimator (issue 22): the columns and pairs are chosen by
 ``select_columns`` (with the pair counts from ``PairSketch``), the training rows get
@@ -36,12 +36,12 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-from sk_fibinet.preprocessing.target_stats import (
+from sk_fibinet.preprocessing.target_selection import (
     PairSketch,
-    TargetStatistics,
     candidate_pairs,
     select_columns,
 )
+from sk_fibinet.preprocessing.target_stats import TargetStatistics
 
 
 def load_book_crossing(data: Path, seed: int, subsample: int | None):

@@ -2,12 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sk_fibinet.preprocessing.encoding import (
+from sk_fibinet.preprocessing.categories import (
     MISSING_CODE,
     OTHER_CODE,
-    FieldEncoder,
     resolve_categorical_mask,
 )
+from sk_fibinet.preprocessing.encoding import FieldEncoder
 
 
 @pytest.fixture

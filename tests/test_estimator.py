@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier, load_model, save_model
-from sk_fibinet.preprocessing.encoding import MISSING_CODE, N_RESERVED, OTHER_CODE
+from sk_fibinet.preprocessing.categories import MISSING_CODE, N_RESERVED, OTHER_CODE
 
 
 def test_fit_predict_learns_signal(mixed):

@@ -14,14 +14,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils import murmurhash3_32
 
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, load_model, save_model
-from sk_fibinet.preprocessing.encoding import (
-    HASH_SEED,
-    MISSING_CODE,
-    N_RESERVED,
-    OTHER_CODE,
-    FieldEncoder,
-    hash_codes,
-)
+from sk_fibinet.preprocessing.categories import MISSING_CODE, N_RESERVED, OTHER_CODE
+from sk_fibinet.preprocessing.encoding import FieldEncoder
+from sk_fibinet.preprocessing.hashing import HASH_SEED, hash_codes
 
 
 def test_buckets_are_pinned_across_processes_and_releases():

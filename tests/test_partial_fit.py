@@ -21,7 +21,7 @@ from sk_fibinet import (
     load_model,
     save_model,
 )
-from sk_fibinet.preprocessing.encoding import N_RESERVED, OTHER_CODE
+from sk_fibinet.preprocessing.categories import N_RESERVED, OTHER_CODE
 
 
 def _chunks(X, y, size):

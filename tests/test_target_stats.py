@@ -7,12 +7,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import PredefinedSplit
 from sklearn.preprocessing import TargetEncoder
 
-from sk_fibinet.preprocessing.target_stats import (
-    PairSketch,
-    TargetStatistics,
-    assign_folds,
-    select_columns,
-)
+from sk_fibinet.preprocessing.cross_fitting import assign_folds
+from sk_fibinet.preprocessing.target_selection import PairSketch, select_columns
+from sk_fibinet.preprocessing.target_stats import TargetStatistics
 
 
 def make_ids(n=400, seed=0):
@@ -221,7 +218,7 @@ def test_pair_values_do_not_collide_like_concatenated_strings():
 
 def test_folds_are_balanced_and_independent_of_the_validation_hash():
     from sk_fibinet.data.streaming import _uniform_hash
-    from sk_fibinet.preprocessing.target_stats import _uniform_hash as copied
+    from sk_fibinet.preprocessing.cross_fitting import _uniform_hash as copied
 
     positions = np.arange(50_000)
     assert_array_equal(copied(positions, 5), _uniform_hash(positions, 5))

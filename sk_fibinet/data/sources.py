@@ -23,18 +23,18 @@ from sklearn.utils.validation import (
 )
 
 from ..nn.fibinet import code_counts
-from ..preprocessing.encoding import (
+from ..preprocessing.categories import (
     OTHER_CODE,
-    FieldEncoder,
     category_counts,
     resolve_categorical_mask,
 )
-from ..preprocessing.target_stats import (
+from ..preprocessing.encoding import FieldEncoder
+from ..preprocessing.target_selection import (
     PairSketch,
-    TargetStatistics,
     candidate_pairs,
     select_columns,
 )
+from ..preprocessing.target_stats import TargetStatistics
 from ..training import checkpoint as _checkpoint
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
@@ -97,7 +97,7 @@ def plan_statistics(model, frame, seed: int):
 
     ``frame`` holds the training rows (the held-out rows left out). Under
     ``target_stats="auto"`` the categorical columns and column pairs are chosen
-    by :func:`~sk_fibinet.preprocessing.target_stats.select_columns` (more
+    by :func:`~sk_fibinet.preprocessing.target_selection.select_columns` (more
     than 50 distinct values, at least half of the rows sharing their value
     with another row; a pair must refine both of its columns; at most 12
     pairs). Only DataFrame columns qualify.

@@ -70,17 +70,14 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..preprocessing.encoding import (
-    _numeric_values,
-    category_counts,
-    resolve_categorical_mask,
-)
-from ..preprocessing.target_stats import (
+from ..preprocessing.binning import _numeric_values
+from ..preprocessing.categories import category_counts, resolve_categorical_mask
+from ..preprocessing.target_selection import (
     PairSketch,
-    TargetStatistics,
     candidate_pairs,
     select_columns,
 )
+from ..preprocessing.target_stats import TargetStatistics
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
 from . import stream_checkpoint as _stream_checkpoint

@@ -39,7 +39,7 @@ from ..data.streaming import (
 from ..nn.fibinet import BILINEAR_TYPES, FiBiNET
 from ..nn.fibinetpp import FiBiNetPP
 from ..nn.optim import SparseDenseAdamW
-from ..preprocessing.encoding import is_polars_frame, polars_to_pandas
+from ..preprocessing.polars_input import is_polars_frame, polars_to_pandas
 from ..training.engine import train
 from ..training.explain import (
     N_PERMUTATIONS,

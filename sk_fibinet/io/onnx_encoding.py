@@ -14,15 +14,14 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ..preprocessing.encoding import (
-    HASH_SEED,
+from ..preprocessing.binning import _numeric_values
+from ..preprocessing.categories import (
     MISSING_CODE,
     N_RESERVED,
     OTHER_CODE,
     _as_indexable,
-    _canonical_text,
-    _numeric_values,
 )
+from ..preprocessing.hashing import HASH_SEED, _canonical_text
 
 #: The text a client passes for a missing categorical value. onnxruntime turns
 #: None and NaN inside a string array into "None" and "nan", which are ordinary

@@ -37,7 +37,8 @@ from .._version import __version__
 from ..estimators.base import BaseFiBiNET, _check_device
 from ..estimators.classifier import FiBiNETClassifier
 from ..estimators.regressor import FiBiNETRegressor
-from ..preprocessing.encoding import HASH_FUNCTIONS, FieldEncoder, resolve_hash_buckets
+from ..preprocessing.encoding import FieldEncoder
+from ..preprocessing.hashing import HASH_FUNCTIONS, resolve_hash_buckets
 from ..preprocessing.target_stats import TargetStatistics
 from ..training.engine import _trained_params
 
