@@ -1,7 +1,7 @@
 """sk_fibinet: scikit-learn FiBiNET estimators for tabular and CTR data."""
 
 from ._version import __version__
-from .data.sources import UnknownCategoryWarning
+from .data.chunk_source import UnknownCategoryWarning
 from .data.streaming import ParquetSource
 from .estimators.classifier import FiBiNETClassifier
 from .estimators.regressor import FiBiNETRegressor

@@ -84,7 +84,8 @@ from ..preprocessing.target_stats import (
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
 from . import stream_checkpoint as _stream_checkpoint
-from .sources import add_held_out_rows, make_encoder, with_statistics
+from .features import make_encoder, with_statistics
+from .held_out import add_held_out_rows
 
 # Category counts of this many batches are summed at once (summing each batch
 # into the running totals re-hashes the whole vocabulary every time).
@@ -653,7 +654,7 @@ def _target_statistics(
 ):
     """Choose and accumulate the target statistics of a streamed fit.
 
-    The rule is :func:`~sk_fibinet.data.sources.plan_statistics`'s, on the training
+    The rule is :func:`~sk_fibinet.data.features.plan_statistics`'s, on the training
     rows (the held-out rows left out): the columns from the first pass's
     training counts; then, with two or more columns, one pass over those
     columns only to sketch their pairs (:class:`PairSketch`); then one pass over
@@ -670,7 +671,7 @@ def _target_statistics(
     held : list of (DataFrame, ndarray, ndarray, ndarray)
         The held-out rows of the chosen columns with their target, weight and
         positions (at most ``max_validation_rows``), for
-        :func:`~sk_fibinet.data.sources.add_held_out_rows` once fitted.
+        :func:`~sk_fibinet.data.held_out.add_held_out_rows` once fitted.
     """
     if not train_counts:
         return None, None, []
@@ -855,8 +856,9 @@ class StreamSource:
 
     def _add_held_out_statistics(self, model) -> None:
         """Give the target statistics the held-out rows' targets as well, as
-        :meth:`~sk_fibinet.data.sources.FrameSource.encode` does: they decided early
-        stopping with statistics of the training rows; prediction uses all."""
+        :meth:`~sk_fibinet.data.frame_source.FrameSource.encode` does: they
+        decided early stopping with statistics of the training rows; prediction
+        uses all."""
         held, self._held_out = self._held_out, []
         if held:
             add_held_out_rows(model.target_stats_, held)

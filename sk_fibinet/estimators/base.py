@@ -29,7 +29,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
 
-from ..data.sources import FrameSource, with_statistics
+from ..data.features import with_statistics
+from ..data.frame_source import FrameSource
 from ..data.streaming import (
     ParquetSource,
     StreamSource,
