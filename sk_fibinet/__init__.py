@@ -2,7 +2,7 @@
 
 from ._version import __version__
 from .data.chunk_source import UnknownCategoryWarning
-from .data.streaming import ParquetSource
+from .data.parquet import ParquetSource
 from .estimators.classifier import FiBiNETClassifier
 from .estimators.regressor import FiBiNETRegressor
 from .io.onnx import register_skl2onnx, to_onnx

@@ -31,12 +31,9 @@ from skorch.callbacks import EarlyStopping
 
 from ..data.features import with_statistics
 from ..data.frame_source import FrameSource
-from ..data.streaming import (
-    ParquetSource,
-    StreamSource,
-    forward_source,
-    predict_to_parquet,
-)
+from ..data.parquet import ParquetSource
+from ..data.stream_predict import forward_source, predict_to_parquet
+from ..data.stream_source import StreamSource
 from ..nn.fibinet import BILINEAR_TYPES, FiBiNET
 from ..nn.fibinetpp import FiBiNetPP
 from ..nn.optim import SparseDenseAdamW

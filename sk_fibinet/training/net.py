@@ -212,7 +212,7 @@ class _FiBiNETNet(NeuralNet):
             seed = self.shuffle_seed + len(self.history)
             processes = getattr(self, "processes_", None)  # a distributed fit
             if isinstance(dataset, torch.utils.data.IterableDataset):
-                iterator = dataset.batches(self.batch_size, seed)  # data/streaming.py
+                iterator = dataset.batches(self.batch_size, seed)  # stream_batches.py
             elif processes is None:
                 iterator = _BatchIterator(dataset, self.batch_size, seed)
             else:
