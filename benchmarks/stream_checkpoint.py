@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from criteo_like import make_criteo_like  # noqa: E402
 
 from sk_fibinet import FiBiNETClassifier, ParquetSource  # noqa: E402
-from sk_fibinet.data.streaming import _learn_encoding, _StreamDataset  # noqa: E402
+from sk_fibinet.data.stream_batches import _StreamDataset  # noqa: E402
+from sk_fibinet.data.stream_passes import _learn_encoding  # noqa: E402
 from sk_fibinet.training import checkpoint as _checkpoint  # noqa: E402
 
 

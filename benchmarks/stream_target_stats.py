@@ -35,7 +35,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sk_fibinet import FiBiNETClassifier, ParquetSource  # noqa: E402
-from sk_fibinet.data.streaming import _learn_encoding, _StreamDataset  # noqa: E402
+from sk_fibinet.data.stream_batches import _StreamDataset  # noqa: E402
+from sk_fibinet.data.stream_passes import _learn_encoding  # noqa: E402
 
 
 def _write(path: Path, n: int) -> None:

@@ -1,8 +1,8 @@
 """sk_fibinet: scikit-learn FiBiNET estimators for tabular and CTR data."""
 
 from ._version import __version__
-from .data.sources import UnknownCategoryWarning
-from .data.streaming import ParquetSource
+from .data.chunk_source import UnknownCategoryWarning
+from .data.parquet import ParquetSource
 from .estimators.classifier import FiBiNETClassifier
 from .estimators.regressor import FiBiNETRegressor
 from .io.onnx import register_skl2onnx, to_onnx

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from sk_fibinet import FiBiNETClassifier
-from sk_fibinet.data.sources import FrameSource
+from sk_fibinet.data.frame_source import FrameSource
 
 FAST = dict(
     embedding_dim=4,

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from skorch.callbacks import Callback
 
 from sk_fibinet import FiBiNETClassifier, FiBiNETRegressor, ParquetSource
-from sk_fibinet.data.streaming import _ShuffleBuffer
+from sk_fibinet.data.stream_batches import _ShuffleBuffer
 from sk_fibinet.preprocessing.encoding import FieldEncoder
 
 pa = pytest.importorskip("pyarrow")

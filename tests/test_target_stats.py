@@ -217,7 +217,7 @@ def test_pair_values_do_not_collide_like_concatenated_strings():
 
 
 def test_folds_are_balanced_and_independent_of_the_validation_hash():
-    from sk_fibinet.data.streaming import _uniform_hash
+    from sk_fibinet.data.held_out import _uniform_hash
     from sk_fibinet.preprocessing.cross_fitting import _uniform_hash as copied
 
     positions = np.arange(50_000)

@@ -15,8 +15,9 @@ from sk_fibinet import (
     ParquetSource,
 )
 from sk_fibinet.data import stream_checkpoint as _stream_checkpoint
-from sk_fibinet.data.sources import with_statistics
-from sk_fibinet.data.streaming import _StreamDataset, _uniform_hash
+from sk_fibinet.data.features import with_statistics
+from sk_fibinet.data.held_out import _uniform_hash
+from sk_fibinet.data.stream_batches import _StreamDataset
 from sk_fibinet.preprocessing.target_stats import TargetStatistics
 from sk_fibinet.training.engine import draw_seed
 

@@ -29,13 +29,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
 
-from ..data.sources import FrameSource, with_statistics
-from ..data.streaming import (
-    ParquetSource,
-    StreamSource,
-    forward_source,
-    predict_to_parquet,
-)
+from ..data.features import with_statistics
+from ..data.frame_source import FrameSource
+from ..data.parquet import ParquetSource
+from ..data.stream_predict import forward_source, predict_to_parquet
+from ..data.stream_source import StreamSource
 from ..nn.fibinet import BILINEAR_TYPES, FiBiNET
 from ..nn.fibinetpp import FiBiNetPP
 from ..nn.optim import SparseDenseAdamW

@@ -20,7 +20,7 @@ from sklearn.utils.class_weight import compute_class_weight, compute_sample_weig
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ..data.sources import ChunkSource
+from ..data.chunk_source import ChunkSource
 from ..training.engine import train
 from ..training.net import _fit_temperature, _logits_to_proba, _ValidScore
 from .base import BaseFiBiNET

@@ -11,7 +11,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_y, check_is_fitted
 
-from ..data.sources import ChunkSource
+from ..data.chunk_source import ChunkSource
 from ..nn.fibinet import shift_outputs
 from ..training.engine import train
 from .base import BaseFiBiNET

@@ -9,7 +9,7 @@ Folds
 -----
 A row's fold is ``floor(u * n_folds)`` with ``u`` a SplitMix64 hash of the row's
 position in the training data (the same kind of hash as ``_uniform_hash`` in
-``data/streaming.py``, which holds out validation rows), so it does not depend on
+``data/held_out.py``, which holds out validation rows), so it does not depend on
 chunking or row order. The seed is salted before hashing: passing the estimator's
 seed here keeps the folds independent of the validation split made with it.
 
@@ -49,7 +49,7 @@ import numpy as np
 
 _GOLDEN = 0x9E3779B97F4A7C15
 # Salt mixed into the seed so that the folds are independent of the validation
-# split the streaming code draws with ``_uniform_hash(positions, seed)``.
+# split data/held_out.py draws with ``_uniform_hash(positions, seed)``.
 _FOLD_SALT = 0x5EED_F01D_7A59_57A7
 
 
@@ -65,7 +65,7 @@ def _mix64(z: np.ndarray) -> np.ndarray:
 def _uniform_hash(positions: np.ndarray, seed: int) -> np.ndarray:
     """A stable pseudo-random number in [0, 1) per row position.
 
-    The same function as ``_streaming._uniform_hash`` (SplitMix64 of the position
+    The same function as ``data.held_out._uniform_hash`` (SplitMix64 of the position
     mixed with the seed), copied so that this module imports no estimator code.
     """
     z = np.asarray(positions).astype(np.uint64) ^ np.uint64((seed * _GOLDEN) % 2**64)

@@ -141,7 +141,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         """Learn vocabularies and bin edges from per-column statistics.
 
         ``fit`` passes the statistics of a whole frame; a streamed fit
-        (``data/streaming.py``) passes category counts summed over chunks and the
+        (``data/stream_passes.py``) passes category counts summed over chunks and the
         numeric values of a bounded sample of rows.
 
         Parameters

@@ -3,8 +3,8 @@
 ``fit(X, y)``, ``fit(ParquetSource)``, ``partial_fit``, ``distributed=True``
 and ``checkpoint_dir`` are inputs to :func:`train`, not copies of it. What
 differs between them is the data, and a data source answers the engine's
-questions about it (``_sources.FrameSource``, ``_sources.ChunkSource``,
-``_streaming.StreamSource``):
+questions about it (``data.frame_source.FrameSource``,
+``data.chunk_source.ChunkSource``, ``data.stream_source.StreamSource``):
 
 * ``check(model, first)``: validate the input, learn what the targets need
   (``classes_``, the target scaling) and the feature names;

@@ -212,7 +212,7 @@ class _FiBiNETNet(NeuralNet):
             seed = self.shuffle_seed + len(self.history)
             processes = getattr(self, "processes_", None)  # a distributed fit
             if isinstance(dataset, torch.utils.data.IterableDataset):
-                iterator = dataset.batches(self.batch_size, seed)  # data/streaming.py
+                iterator = dataset.batches(self.batch_size, seed)  # stream_batches.py
                 if processes is not None:
                     iterator = processes.share_stream(iterator)
             elif processes is None:
