@@ -24,120 +24,76 @@ from ..data.sources import ChunkSource
 from ..training.engine import train
 from ..training.net import _fit_temperature, _logits_to_proba, _ValidScore
 from .base import BaseFiBiNET
+from .docstrings import fill_doc
 
 # With temperature calibration, early stopping watches the calibrated
 # validation loss (False: the raw one, for comparisons).
 _STOP_ON_CALIBRATED_LOSS = True
 
 
+@fill_doc
 class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
     """FiBiNET classifier for tabular and click-through-rate data.
 
-    Every column becomes an embedding field: categorical columns through a
-    vocabulary learned in ``fit`` (missing, rare and unseen values have reserved
-    codes), numeric columns through quantile bins (NaN has its own code). The
-    network (Huang, Zhang & Zhang, RecSys 2019) re-weights the fields with a
-    SENET layer, crosses every pair of fields with bilinear interactions on
-    both the plain and the re-weighted embeddings, and feeds both to a DNN.
+    $network.
     Training runs through a skorch net (``net_``).
 
     Parameters
     ----------
     categorical_features : "auto", None, array-like of bool, int or str, \
             default="auto"
-        Which columns are categorical. ``"auto"``: category, string, object and
-        bool columns of a DataFrame (a plain array is then all numeric). Also a
-        boolean mask, column indices or column names; None for none.
+        $categorical_features
     min_frequency : int, default=2
-        Categories seen fewer times in the training data share one code with
-        categories never seen in training (so that code is trained, and ids
-        seen once do not get an embedding of their own to memorise).
+        $min_frequency
     hash_buckets : int, dict or None, default=None
-        Open vocabularies: categorical columns listed here learn no vocabulary
-        but map every value by a stable hash (MurmurHash3 of its text with a
-        fixed seed, the same in every process, release and exported ONNX
-        graph; models saved before it keep pandas' SipHash) to one of this
-        many buckets, each with its own embedding row; an int applies to every
-        categorical column,
-        a dict maps column names (positions, for arrays) to an int or None.
-        Values first met after ``fit`` or after the first ``partial_fit`` call
-        then get trained rows, at the price of collisions (values sharing a
-        bucket share a row) and of memory for every bucket, seen or not;
-        ``min_frequency`` does not apply to them. None: every categorical
-        column keeps the exact vocabulary of the data it was fitted on.
+        $hash_buckets
     n_bins : int, default=32
-        Maximum number of quantile bins per numeric column: edges at quantiles
-        of the values, plus quantiles of the distinct values where a spike of
-        one value leaves the budget unused. A column with few distinct values
-        keeps them apart instead, one bin each: at most ``n_bins`` of them, or
-        at most 255 seen 20 times each on average (ages, counts, amounts from
-        a short list), as ``HistGradientBoostingClassifier`` does.
+        $n_bins
     embedding_dim : int, default=8
         Width ``d`` of every field embedding.
     reduction_ratio : int, default=3
-        SENET reduction: the hidden excitation layer has
-        ``max(1, n_fields // reduction_ratio)`` units.
+        $reduction_ratio
     senet_activation : {"relu", "sigmoid"}, default="relu"
-        Activation after the second excitation layer.
+        $senet_activation
     bilinear_type : {"all", "each", "interaction"}, default="interaction"
-        One shared ``d x d`` matrix, one per field, or one per field pair.
+        $bilinear_type
     shared_bilinear : bool, default=False
-        Share the bilinear weights between the plain and the SENET branch.
+        $shared_bilinear
     hidden_layer_sizes : int or tuple of int, default=(128, 64)
-        Widths of the DNN's hidden layers; ``()`` for none.
+        $hidden_layer_sizes
     dropout : float, default=0.1
-        Dropout after every hidden layer.
+        $dropout
     linear : bool, default=True
         Add the first-order (logistic-regression) part. Its weights start at 0
         and learn at ``10 * learning_rate`` (they are sparse, one per code).
     max_cross_cells : int, default=2000
-        With ``linear``, the linear part also crosses every pair of fields with
-        at most this many code combinations (and, on average, at least 4
-        training rows per combination): each combination gets a weight of its
-        own, as a crossed feature in the wide part of Wide & Deep. Pairs of
-        small fields (month x day of month, device type x banner position) are
-        where a table of rates beats the low-rank bilinear products; the
-        weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
+        $max_cross_cells
     learning_rate : float, default=1e-3
-        Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
-        (only the rows a batch touches) for the embedding tables.
+        $learning_rate
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of the dense weights, the coarse tables
-        shared by neighbouring numeric bins included; the code embedding table
-        and the linear part (sparse, lazy Adam) are not decayed.
+        $weight_decay
     embedding_l2 : float, default=0.03
-        L2 penalty on the per-code rows (the embedding table and the linear
-        weights), applied where a batch touches a row and divided by the
-        code's count in the training rows: the mini-batch aware regularisation
-        of Zhou et al. (DIN, KDD 2018). Over an epoch every code is pulled
-        towards 0 by about the same amount, which outweighs the data for codes
-        seen a few times (ids) and hardly matters for frequent ones. 0 turns it
-        off.
+        $embedding_l2
     batch_size : int, default=512
-        Training mini-batch size; batches are reshuffled every epoch.
+        $batch_size
     max_epochs : int, default=20
-        Maximum number of passes over the training data.
+        $max_epochs
     early_stopping : "auto" or bool, default="auto"
-        Hold out ``validation_fraction`` of the data and stop when the
-        validation loss has not improved for ``n_iter_no_change`` epochs,
-        restoring the best epoch. ``"auto"``: on from 1,000 samples (a network
-        overfits small data within a few epochs).
+        $early_stopping
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified).
     n_iter_no_change : int, default=1
-        Patience of early stopping, in epochs.
+        $n_iter_no_change
     tol : float, default=1e-4
-        Minimum decrease of the validation loss that counts as improvement.
+        $tol
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, multiplied with ``sample_weight``.
     device : str, default="cpu"
-        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``"mps"`` is
-        refused: PyTorch has no sparse gradients on MPS.
+        $device
     callbacks : list of skorch callbacks or None, default=None
-        Extra skorch callbacks added to the net.
+        $callbacks
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and the validation
-        split. Same seed and data give identical probabilities (on CPU).
+        $random_state
     verbose : int, default=0
         0 prints nothing; 1 prints a table row per epoch (training loss,
         validation loss and ROC AUC when early stopping holds data out, time);
@@ -153,47 +109,13 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         validation logits, so a network that still ranks better while it grows
         over-confident is not stopped early.
     variant : {"fibinet", "fibinet++"}, default="fibinet"
-        The network. ``"fibinet"``: FiBiNET (Huang, Zhang & Zhang 2019) as
-        described above. ``"fibinet++"``: FiBiNet++ (Zhang, Zheng & Zhang
-        2022): embeddings normalised (BatchNorm for categorical fields,
-        LayerNorm per numeric field), Bi-Linear+ (one shared ``d x d`` matrix,
-        one inner product per pair, compressed by a linear layer) and SENet+
-        (bit-wise re-weighting with a skip connection), concatenated into the
-        DNN; about 15x fewer non-embedding weights. ``senet_activation``,
-        ``bilinear_type``, ``shared_bilinear``, ``linear`` and
-        ``max_cross_cells`` apply to ``"fibinet"`` only (FiBiNet++ has no
-        linear part).
+        $variant
     distributed : bool, default=False
-        Train data-parallel over a ``torch.distributed`` process group: run the
-        same script in several processes (``torchrun --nproc-per-node N
-        script.py``), each calling ``fit`` with the same data. Each process
-        trains on its share of every batch (``batch_size`` is the batch of all
-        processes together), gradients are summed over the processes, and all
-        end with the same model. Without an initialised process group, ``fit``
-        starts one from torchrun's environment variables (gloo on CPUs, NCCL
-        on CUDA, where ``device="cuda"`` means ``cuda:LOCAL_RANK``). Only
-        process 0 prints and writes checkpoints. See the "Big data" chapter.
+        $distributed
     checkpoint_dir : str, path-like or None, default=None
-        Directory where ``fit`` saves its training state after every epoch (one
-        file per fit, named after a fingerprint of the parameters and the
-        data). A fit killed part-way resumes from it when run again with the
-        same data and parameters; a finished fit is restored without training.
-        Other data or parameters start a file of their own. A fit on a
-        :class:`ParquetSource` also saves within epochs (its
-        ``checkpoint_every_n_batches``).
+        $checkpoint_dir
     target_stats : "auto" or None, default=None
-        Add cross-fitted target statistics of high-cardinality categorical
-        columns and of chosen pairs of them as numeric fields (what CatBoost
-        learns from IDs). ``"auto"`` picks DataFrame columns with more than 50
-        distinct values whose values mostly repeat, and pairs of them that
-        refine both columns (at most 12; see :doc:`/encoding`). The training
-        rows get out-of-fold statistics (5 folds, by row or by the ``groups``
-        given to ``fit``), the early-stopping rows statistics of the training
-        rows only; once fitted, the statistics take in every row, for
-        prediction. ``partial_fit`` chunks after the first get the statistics
-        of the chunks before them. A fit on a :class:`ParquetSource` computes
-        the same statistics with one or two more passes over the chosen
-        columns. None adds none.
+        $target_stats
         Measured (docs/performance.md, 3 seeds): Book-Crossing ROC AUC 0.712
         -> 0.863 (CatBoost 0.867), level on MIND, but 0.002 worse on
         MovieLens-1M and 0.02 worse on the Criteo and Avazu samples, hence
@@ -204,11 +126,11 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     n_features_in_ : int
-        Number of input columns.
+        $n_features_in_
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Column names, when ``X`` was a DataFrame with string column names.
+        $feature_names_in_
     n_iter_ : int
-        Number of epochs run.
+        $n_iter_
     temperature_ : float
         Temperature the logits are divided by (1.0 without calibration).
     feature_importances_ : ndarray of shape (`n_features_in_`,)
@@ -235,10 +157,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         :meth:`explain`'s contributions add up from. Binary: a float, for the
         logit of ``classes_[1]``; multiclass: one value per class.
     encoder_ : FieldEncoder
-        Fitted column-to-field encoder.
+        $encoder_
     net_ : skorch.NeuralNet
-        Fitted skorch net; ``net_.module_`` is the torch module and
-        ``net_.history`` the per-epoch history.
+        $net_
 
     Examples
     --------
@@ -464,6 +385,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         if broadcast is not None:  # every process keeps process 0's
             self.temperature_ = broadcast(self.temperature_)
 
+    @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one epoch on a chunk, continuing where the last call stopped.
@@ -478,8 +400,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            A chunk of training data with the columns of the first call. On
-            later calls an empty chunk changes nothing.
+            $chunk_X
         y : array-like of shape (n_samples,)
             Class labels, all of them in ``classes``.
         classes : array-like of shape (n_classes,), default=None
@@ -487,8 +408,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             may lack some labels); on later calls it must name the same labels
             or be None.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights of the loss, used as given: not normalised per
-            chunk, so chunks keep their relative weight.
+            $chunk_sample_weight
 
         Returns
         -------
