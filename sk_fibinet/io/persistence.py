@@ -34,9 +34,10 @@ from .._serialization import (
     _plain_scalar,
 )
 from .._version import __version__
-from ..estimators.base import BaseFiBiNET, _check_device
+from ..estimators.base import BaseFiBiNET
 from ..estimators.classifier import FiBiNETClassifier
 from ..estimators.regressor import FiBiNETRegressor
+from ..estimators.validation import _check_device
 from ..preprocessing.encoding import HASH_FUNCTIONS, FieldEncoder, resolve_hash_buckets
 from ..preprocessing.target_stats import TargetStatistics
 from ..training.engine import _trained_params
