@@ -9,7 +9,7 @@ scikit-learn's ``BaseHistGradientBoosting`` does for its two estimators.
 
 The checks the constraints cannot express are in ``validation.py``, the
 questions to the fitted network (prediction internals, inspection,
-explanations) in ``inspection.py``; the hooks of each task in the subclasses.
+explanations) in ``inspection.py``, the hooks of each task in ``tasks.py``.
 """
 
 from __future__ import annotations

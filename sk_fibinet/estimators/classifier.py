@@ -1,38 +1,28 @@
-"""FiBiNETClassifier: targets, log loss, probabilities.
+"""FiBiNETClassifier: its parameters and their documentation, ``partial_fit``
+and the predictions (probabilities, calibrated logits, labels, explanations).
 
-Over 500 lines because the class docstring documents every constructor
-parameter (numpydoc), as scikit-learn estimators do; the code is the small
-part.
+What classification changes in a fit (class labels and weights, log loss,
+temperature calibration) is its task hook mixin in ``tasks.py``.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from numbers import Real
-
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.utils import assert_all_finite, column_or_1d
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..data.sources import ChunkSource
 from ..training.engine import train
-from ..training.net import _fit_temperature, _logits_to_proba, _ValidScore
+from ..training.net import _logits_to_proba
 from .base import BaseFiBiNET
 from .docstrings import fill_doc
-
-# With temperature calibration, early stopping watches the calibrated
-# validation loss (False: the raw one, for comparisons).
-_STOP_ON_CALIBRATED_LOSS = True
+from .tasks import ClassificationTask
 
 
 @fill_doc
-class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
+class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
     """FiBiNET classifier for tabular and click-through-rate data.
 
     $network.
@@ -249,142 +239,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         self.class_weight = class_weight
         self.calibration = calibration
 
-    def _validate_y(self, y):
-        y = column_or_1d(y, warn=True)
-        if y.dtype.kind == "f":
-            assert_all_finite(y, input_name="y")
-        elif y.dtype.kind == "O" or isinstance(y.dtype, pd.StringDtype):
-            if pd.isna(y).any():
-                raise ValueError("Input y contains missing values (None or NaN).")
-            kinds = {
-                "number"
-                if isinstance(v, Real) and not isinstance(v, bool)
-                else type(v).__name__
-                for v in y
-            }
-            if len(kinds) > 1:
-                raise TypeError(
-                    f"y mixes label types {sorted(kinds)}; use labels of one type."
-                )
-        if y.shape[0] == 0:
-            raise ValueError("y is empty: found 0 samples.")
-        check_classification_targets(y)
-        return y
-
-    def _prepare_targets(self, y, sample_weight):
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
-            raise ValueError(
-                "FiBiNETClassifier needs samples of at least 2 classes in the data, "
-                f"but the data contains only 1 class: {self.classes_[0]!r}."
-            )
-        weight = sample_weight
-        if self.class_weight is not None:
-            weight = weight * compute_sample_weight(self.class_weight, y)
-        return y_index, weight
-
-    def _target_summary(self, y) -> pd.Series:
-        return pd.Series(y, copy=False).value_counts()  # rows per label
-
-    def _targets_from_stats(self, stats: pd.Series):
-        labels = stats.index.to_numpy()
-        self._prepare_targets(labels, np.ones(labels.size))  # classes_ and checks
-        counts = stats.reindex(self.classes_).to_numpy(np.float64)  # (n_classes,)
-        if self.class_weight == "balanced":  # as compute_sample_weight("balanced")
-            per_class = counts.sum() / (counts.size * counts)
-        elif self.class_weight is not None:
-            per_class = compute_class_weight(
-                self.class_weight, classes=self.classes_, y=self.classes_
-            )
-        else:
-            per_class = np.ones(counts.size)
-        per_class = per_class / (per_class @ counts / counts.sum())  # mean 1 per row
-        return partial(_class_targets, self.classes_, per_class)
-
-    def _partial_fit_targets(self, y, sample_weight, *, first, classes):
-        """Class indices and weights of a ``partial_fit`` chunk."""
-        if self.class_weight == "balanced":
-            raise ValueError(
-                "class_weight='balanced' is not supported by partial_fit: the class "
-                "frequencies of one chunk are not those of the stream. Pass a dict "
-                "(e.g. from sklearn.utils.class_weight.compute_class_weight on a "
-                "sample)."
-            )
-        if first:
-            if classes is None:
-                raise ValueError(
-                    "classes must be passed on the first call to partial_fit: every "
-                    "label the stream can hold, e.g. classes=np.unique(y_all) (a "
-                    "chunk may lack some)."
-                )
-            labels = np.unique(column_or_1d(classes))
-            if labels.size < 2:
-                raise ValueError(
-                    f"classes must hold at least 2 labels, got {labels.tolist()!r}."
-                )
-            self.classes_ = labels
-        elif classes is not None and not np.array_equal(
-            np.unique(column_or_1d(classes)), self.classes_
-        ):
-            raise ValueError(
-                f"classes={np.unique(classes).tolist()!r} is not classes_="
-                f"{self.classes_.tolist()!r}, fixed by the first call to partial_fit "
-                "(or by fit)."
-            )
-        target = pd.Index(self.classes_).get_indexer(y)  # -1: not a class
-        if (target < 0).any():
-            raise ValueError(
-                f"y holds labels {np.unique(y[target < 0]).tolist()!r} that are not "
-                f"in classes_={self.classes_.tolist()!r}; pass every label of the "
-                "stream in classes on the first call."
-            )
-        weight = sample_weight
-        if self.class_weight is not None:
-            per_class = np.array(
-                [self.class_weight.get(c, 1.0) for c in self.classes_.tolist()],
-                dtype=np.float64,
-            )  # (n_classes,)
-            weight = weight * per_class[target]
-        return target, weight
-
-    def _statistics_target(self, target):
-        # binary: the rate of the positive class; multiclass: of every class
-        target = np.asarray(target, dtype=np.int64)
-        if self.classes_.size == 2:
-            return target[:, None].astype(np.float64)  # (n, 1)
-        return np.eye(self.classes_.size)[target]  # (n, n_classes)
-
-    def _n_outputs(self) -> int:
-        return 1 if self.classes_.size == 2 else self.classes_.size
-
-    def _task(self) -> str:
-        return "log_loss"
-
-    def _stratify(self, target):
-        _, counts = np.unique(target, return_counts=True)
-        return target if counts.min() >= 2 else None
-
-    def _monitor_callbacks(self) -> list:
-        calibrate = self.calibration == "temperature"
-        monitor = (
-            "valid_loss_calibrated"
-            if calibrate and _STOP_ON_CALIBRATED_LOSS
-            else "valid_loss"
-        )
-        return [
-            ("valid_auc", _ValidScore(calibrate=calibrate)),
-            ("early_stopping", self._early_stopping(monitor)),
-        ]
-
-    def _after_training(self, valid_ds, train_ds=None, broadcast=None) -> None:
-        self.temperature_ = 1.0
-        if self.calibration == "temperature" and valid_ds is not None:
-            self.temperature_ = _fit_temperature(
-                self.net_.forward(valid_ds, training=False), valid_ds.target
-            )
-        if broadcast is not None:  # every process keeps process 0's
-            self.temperature_ = broadcast(self.temperature_)
-
     @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -441,12 +295,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         """
         source = ChunkSource(X, y, classes=classes, sample_weight=sample_weight)
         return train(self, source, continue_net=hasattr(self, "net_"))
-
-    def _loss_input(self, z):
-        return z / self.temperature_  # (n, n_outputs): calibrated logits
-
-    def _explain_units(self) -> tuple[float, float]:
-        return 1.0 / self.temperature_, 0.0
 
     # ---------------------------------------------------------------- predict
     def _logits(self, X) -> torch.Tensor:
@@ -556,9 +404,3 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-
-def _class_targets(classes, per_class, y):
-    """Class index and weight of each label of a streamed chunk."""
-    index = np.searchsorted(classes, y)  # (n,) every label was seen in the first pass
-    return index, per_class[index]

@@ -1,29 +1,27 @@
-"""FiBiNETRegressor: target scaling, regression losses, predict."""
+"""FiBiNETRegressor: its parameters and their documentation, ``partial_fit``
+and the predictions (in the units of ``y``, explanations).
+
+What regression changes in a fit (target scaling, the regression losses, the
+intercept centred after training) is its task hook mixin in ``tasks.py``.
+"""
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import _check_y, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..data.sources import ChunkSource
-from ..nn.fibinet import shift_outputs
 from ..training.engine import train
 from .base import BaseFiBiNET
 from .docstrings import fill_doc
-
-LOSSES = ("squared_error", "absolute_error", "poisson")
-# rows the intercept is centred on at most (evenly spaced)
-_CENTRE_MAX_ROWS = 200_000
+from .tasks import LOSSES, RegressionTask
 
 
 @fill_doc
-class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
+class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
     """FiBiNET regressor for tabular data.
 
     $network with
@@ -251,98 +249,6 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         )
         self.loss = loss
 
-    def _validate_y(self, y):
-        y = _check_y(y, y_numeric=True, estimator=self).astype(np.float64)
-        if y.shape[0] == 0:
-            raise ValueError("y is empty: found 0 samples.")
-        return y
-
-    def _prepare_targets(self, y, sample_weight):
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight sums to zero.")
-        mean = float(np.average(y, weights=sample_weight))
-        if self.loss == "poisson":
-            if (y < 0).any() or not mean > 0:
-                raise ValueError(
-                    "loss='poisson' needs non-negative y with a positive (weighted) "
-                    f"sum, got min(y)={y.min()!r} and mean(y)={mean!r}."
-                )
-            self.target_offset_, self.target_scale_ = 0.0, mean
-            return y / mean, sample_weight
-        std = float(np.sqrt(np.average((y - mean) ** 2, weights=sample_weight)))
-        if not std > 1e-12 * max(1.0, abs(mean)):  # a constant target
-            std = 1.0
-        self.target_offset_, self.target_scale_ = mean, std
-        return (y - mean) / std, sample_weight
-
-    def _target_summary(self, y) -> pd.Series:
-        y = np.asarray(y, dtype=np.float64)
-        return pd.Series(
-            {"n": y.size, "sum": y.sum(), "sum_sq": y @ y, "negative": (y < 0).sum()}
-        )
-
-    def _targets_from_stats(self, stats: pd.Series):
-        # the rules of _prepare_targets with unit weights, from sums over chunks
-        mean = float(stats["sum"] / stats["n"])
-        if self.loss == "poisson":
-            if stats["negative"] or not mean > 0:
-                raise ValueError(
-                    "loss='poisson' needs non-negative y with a positive (weighted) "
-                    f"sum, got {int(stats['negative'])} negative values and "
-                    f"mean(y)={mean!r}."
-                )
-            self.target_offset_, self.target_scale_ = 0.0, mean
-        else:
-            std = float(np.sqrt(max(stats["sum_sq"] / stats["n"] - mean**2, 0.0)))
-            if not std > 1e-12 * max(1.0, abs(mean)):  # a constant target
-                std = 1.0
-            self.target_offset_, self.target_scale_ = mean, std
-        return partial(_scaled_targets, self.target_offset_, self.target_scale_)
-
-    def _partial_fit_targets(self, y, sample_weight, *, first, classes=None):
-        """Scaled targets and weights of a ``partial_fit`` chunk."""
-        if first:  # the first chunk fixes the scaling
-            return self._prepare_targets(y, sample_weight)
-        if self.loss == "poisson" and (y < 0).any():
-            raise ValueError(
-                f"loss='poisson' needs non-negative y, got min(y)={y.min()!r}."
-            )
-        return (y - self.target_offset_) / self.target_scale_, sample_weight
-
-    def _n_outputs(self) -> int:
-        return 1
-
-    def _task(self) -> str:
-        return self.loss
-
-    def _monitor_callbacks(self) -> list:
-        return [("early_stopping", self._early_stopping("valid_loss"))]
-
-    def _after_training(self, valid_ds, train_ds=None, broadcast=None) -> None:
-        """Centre the outputs on the targets: shift the network's intercept so
-        that on the validation rows (without early stopping, the training rows)
-        the weighted mean residual is 0 (``"squared_error"``), the weighted
-        median residual is 0 (``"absolute_error"``) or the predicted total
-        equals the observed one (``"poisson"``).
-
-        A fully trained model with an intercept satisfies these equations; a
-        fit stopped early, short, or with row penalties pulling rare codes
-        towards 0 (``embedding_l2``) can miss them (600 rows, 8 epochs, Poisson:
-        the mean prediction 13-20 % low).
-        """
-        rows = valid_ds if valid_ds is not None else train_ds
-        if rows is None or len(rows) == 0:
-            return
-        if len(rows) > _CENTRE_MAX_ROWS:  # evenly spaced rows, deterministic
-            pick = torch.linspace(0, len(rows) - 1, _CENTRE_MAX_ROWS).long()
-            rows = type(rows)(rows.codes[pick], rows.target[pick])
-        z = self.net_.forward(rows, training=False)[:, 0].double()  # (n,)
-        target = rows.target.double()  # (n, 2): target, weight
-        shift = _intercept_shift(z, target[:, 0], target[:, 1], self.loss)
-        if broadcast is not None:  # every process applies process 0's
-            shift = broadcast(shift)
-        shift_outputs(self.net_.module_, torch.tensor([shift]))
-
     @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -382,11 +288,6 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         """
         source = ChunkSource(X, y, sample_weight=sample_weight)
         return train(self, source, continue_net=hasattr(self, "net_"))
-
-    def _explain_units(self) -> tuple[float, float]:
-        if self.loss == "poisson":  # the log link: log(predict) = log(scale) + z
-            return 1.0, float(np.log(self.target_scale_))
-        return self.target_scale_, self.target_offset_
 
     def explain(self, X):
         """Contribution of every column to each row's prediction.
@@ -437,29 +338,3 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         if self.loss == "poisson":
             return self.target_scale_ * np.exp(z)  # (n,)
         return self.target_offset_ + self.target_scale_ * z  # (n,)
-
-
-def _intercept_shift(z, target, weight, loss: str) -> float:
-    """The constant that, added to outputs ``z`` ``(n,)``, solves the intercept's
-    equation of ``loss`` on ``target`` ``(n,)`` with ``weight`` ``(n,)``."""
-    if float(weight.sum()) <= 0:
-        return 0.0
-    if loss == "poisson":  # sum w exp(z + c) = sum w y
-        observed = float((weight * target).sum())
-        predicted = float((weight * z.exp()).sum())
-        if observed <= 0 or not np.isfinite(predicted) or predicted <= 0:
-            return 0.0
-        return float(np.log(observed / predicted))
-    residual = (target - z).numpy()  # (n,)
-    if loss == "absolute_error":  # weighted median of the residuals
-        order = np.argsort(residual)
-        cumulative = np.cumsum(weight.numpy()[order])  # (n,)
-        middle = np.searchsorted(cumulative, 0.5 * cumulative[-1])
-        return float(residual[order][middle])
-    return float(np.average(residual, weights=weight.numpy()))
-
-
-def _scaled_targets(offset, scale, y):
-    """Scaled target and unit weight of each row of a streamed chunk."""
-    y = np.asarray(y, dtype=np.float64)
-    return (y - offset) / scale, np.ones(y.size)
