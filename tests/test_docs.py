@@ -37,7 +37,7 @@ N_TRAIN, N_TEST, MAX_EPOCHS = 1_200, 500, 2
 
 # "page:line of the block's first line" -> why it does not run here
 NOT_RUN = {
-    "docs/big_data.rst:66": "a script for torchrun: needs its process group; "
+    "docs/big_data.rst:67": "a script for torchrun: needs its process group; "
     "tests/test_distributed.py runs the same fit on 2 processes",
 }
 if not torch.cuda.is_available():

@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
-import sk_fibinet.estimators.base
+import sk_fibinet.estimators.inspection
 from sk_fibinet import (
     FiBiNETClassifier,
     FiBiNETRegressor,
@@ -140,13 +140,13 @@ def test_partial_fit_cost_does_not_grow_with_the_number_of_calls(monkeypatch):
     """Bug 5: the importance rows were sized by the cumulative n_iter_."""
     X, y = make_mixed(n=5000)
     sizes = []
-    original = sk_fibinet.estimators.base.importance_rows
+    original = sk_fibinet.estimators.inspection.importance_rows
 
     def spy(*args):
         sizes.append(original(*args))
         return sizes[-1]
 
-    monkeypatch.setattr(sk_fibinet.estimators.base, "importance_rows", spy)
+    monkeypatch.setattr(sk_fibinet.estimators.inspection, "importance_rows", spy)
     clf = FiBiNETClassifier(**dict(FAST, batch_size=1024))
     for _ in range(6):
         clf.partial_fit(X, y, classes=[0, 1])

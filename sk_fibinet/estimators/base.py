@@ -1,17 +1,15 @@
 """BaseFiBiNET: what the FiBiNET classifier and regressor share.
 
-Parameters, their validation, the fit structure (validate -> encode -> split ->
-build the skorch net -> train -> inspect) and the questions the network answers
-about itself. A subclass supplies only what depends on the task: how targets
-become the target column of the training tensor, the loss, how many outputs the
-network has, what early stopping watches and how outputs become predictions, as
+The parameters and their declarative constraints, the fit entry point (which
+hands the data to the one training engine), the skorch net built from the
+parameters, and the task hooks a subclass supplies: how targets become the
+target column of the training tensor, the loss, how many outputs the network
+has, what early stopping watches and how outputs become predictions, as
 scikit-learn's ``BaseHistGradientBoosting`` does for its two estimators.
 
-Over 500 lines because it is the estimators' shared core: parameter
-validation, the in-memory fit with its data-parallel and checkpoint hooks,
-the explanations and prediction; the task-specific parts are in the
-subclasses and the engines (skorch glue, streaming, DDP, checkpoints,
-partial_fit) in modules of their own.
+The checks the constraints cannot express are in ``validation.py``, the
+questions to the fitted network (prediction internals, inspection,
+explanations) in ``inspection.py``, the hooks of each task in ``tasks.py``.
 """
 
 from __future__ import annotations
@@ -24,43 +22,25 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
 
-from ..data.features import with_statistics
 from ..data.frame_source import FrameSource
 from ..data.parquet import ParquetSource
-from ..data.stream_predict import forward_source, predict_to_parquet
 from ..data.stream_source import StreamSource
 from ..nn.fibinet import BILINEAR_TYPES, FiBiNET
 from ..nn.fibinetpp import FiBiNetPP
 from ..nn.optim import SparseDenseAdamW
-from ..preprocessing.polars_input import is_polars_frame, polars_to_pandas
 from ..training.engine import train
-from ..training.explain import (
-    N_PERMUTATIONS,
-    Replacer,
-    ablation_losses,
-    coalitions,
-    importance_rows,
-    normalised_importances,
-    shapley_values,
-)
 from ..training.net import (
     _PREDICT_BATCH_SIZE,
-    _BatchIterator,
     _CodesDataset,
-    _eval_mode,
     _FiBiNETNet,
-    _row_losses,
     _silent,
 )
+from .inspection import InspectionMixin
+from .validation import ValidationMixin
 
-# Rows per chunk for field weights and interaction strengths, which build
-# (chunk, pairs, hidden) tensors: 400 MB at 1,024 rows, 40 fields, 128 hidden.
-_INSPECT_BATCH_SIZE = 1024
 # The first-order weights start at 0 and each sees only the rows with its code;
 # at 10x the network's learning rate they keep up with it (3 seeds, with
 # min_frequency=2: Avazu AUC 0.682 -> 0.689, Bank 0.792 -> 0.794, Adult and
@@ -70,38 +50,7 @@ _LINEAR_LR_SCALE = 10.0
 _PER_CODE_TABLES = ("embedding.embedding.weight", "linear.weight")
 
 
-def _check_device(device):
-    """Return a usable ``torch.device`` or raise a ValueError that says why."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0', "
-            f"got {device!r} ({exc})."
-        ) from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but CUDA is not available on this "
-                "machine; use device='cpu'."
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r} was requested but only "
-                f"{torch.cuda.device_count()} CUDA device(s) exist."
-            )
-    elif dev.type == "mps":
-        raise ValueError(
-            f"device={device!r} is not supported: the embedding tables are trained "
-            "with sparse gradients, which PyTorch does not support on MPS (Apple "
-            "silicon); use device='cpu'."
-        )
-    elif dev.type != "cpu":
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}.")
-    return dev
-
-
-class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
+class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the FiBiNET estimators; use a subclass.
 
     Subclasses define ``__init__`` with every parameter spelt out (they call
@@ -217,62 +166,6 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         self.target_stats = target_stats
 
     # ------------------------------------------------------------------ input
-    def _validate_X(self, X, *, reset: bool):
-        """Check X, set or compare feature names, return a DataFrame or ndarray."""
-        if is_polars_frame(X):
-            X = polars_to_pandas(X)
-        if isinstance(X, pd.DataFrame):
-            duplicated = X.columns[X.columns.duplicated()].unique().tolist()
-            if duplicated:
-                raise ValueError(f"X has duplicate column names: {duplicated}.")
-            if not reset and hasattr(self, "feature_names_in_"):
-                X = self._align_columns(X)
-            if reset and X.shape[0] == 0:
-                raise ValueError(
-                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
-                    "of 1 is required."
-                )
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            if X.shape[1] == 0:
-                raise ValueError(
-                    f"Found array with 0 feature(s) (shape={X.shape}) while a "
-                    "minimum of 1 is required."
-                )
-            return X
-        if reset:
-            numeric_only = self.categorical_features is None or isinstance(
-                self.categorical_features, str
-            )
-        else:
-            numeric_only = not self.encoder_.categorical_mask_.any()
-        return validate_data(
-            self,
-            X,
-            reset=reset,
-            dtype=np.float64 if numeric_only else None,
-            ensure_all_finite=False,
-            ensure_min_samples=1 if reset else 0,
-        )
-
-    def _align_columns(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Match DataFrame columns by name to those seen in fit."""
-        expected = list(self.feature_names_in_)
-        got = [str(c) for c in X.columns]
-        missing = [c for c in expected if c not in set(got)]
-        extra = [c for c in got if c not in set(expected)]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing columns {missing}")
-            if extra:
-                parts.append(f"unexpected columns {extra}")
-            raise ValueError(
-                "X does not have the columns seen in fit: " + " and ".join(parts) + "."
-            )
-        if got != expected:
-            X = X[expected]
-        return X
-
     # -------------------------------------------------------------- the task
     @abstractmethod
     def _validate_y(self, y):
@@ -355,21 +248,6 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
         for network output ``z``."""
 
     # -------------------------------------------------------------------- fit
-    def _hidden_sizes(self) -> tuple:
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-        if not all(isinstance(h, Integral) and not isinstance(h, bool) for h in hidden):
-            raise TypeError(
-                "hidden_layer_sizes must be an int or a tuple of ints, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        if any(h < 1 for h in hidden):  # ints, checked above
-            raise ValueError(
-                "hidden_layer_sizes must hold positive ints, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return hidden
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None, groups=None):
         """Fit the encoder and train the network.
@@ -413,46 +291,9 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             source = FrameSource(X, y, sample_weight, groups)
         return train(self, source)
 
-    def _device(self) -> torch.device:
-        return _check_device(self.device)
-
     def __sklearn_is_fitted__(self) -> bool:
         # a fit sets its state only once it has completed (``_engine._commit``)
         return hasattr(self, "n_iter_")
-
-    def _learn_explanations(
-        self, train_ds, valid_ds, seed: int, counts, *, n_train: int, n_epochs: int
-    ) -> None:
-        """``feature_importances_`` and ``explain_base_value_`` (training/explain.py).
-
-        Field ablation on the validation rows (the training rows without them),
-        a random subset of at most :func:`~._explain.importance_rows` rows;
-        ``counts`` ``(n_codes,)``: the training codes' counts, which the field
-        references average over; ``n_train`` rows trained ``n_epochs`` epochs
-        in this call size the budget of rows.
-        """
-        n_fields = len(self.encoder_.cardinalities_)
-        self._code_counts = counts.to(torch.float64)  # (R,)
-        replacer = self._replacer()
-        rows = train_ds if valid_ds is None else valid_ds
-        n_rows = importance_rows(len(rows), n_train, n_epochs, n_fields)
-        if n_rows < len(rows):
-            generator = torch.Generator().manual_seed(seed)
-            pick = torch.randperm(len(rows), generator=generator)[:n_rows]  # (m,)
-            pick = pick.sort().values  # (m,)
-            rows = _CodesDataset(rows.codes[pick], rows.target[pick])
-        task = self._task()
-
-        def row_loss(z, target):  # (batch, n_out), (batch, 2) -> (batch,)
-            losses = _row_losses(self._loss_input(z), target[:, 0], task)
-            return losses * target[:, 1]  # (batch,)
-
-        base, losses = ablation_losses(replacer, rows, row_loss)
-        importances = normalised_importances(base, losses)  # (F,)
-        self.feature_importances_ = self._to_columns(importances)  # (n_features,)
-        scale, offset = self._explain_units()
-        value = offset + scale * replacer.base(n_fields).numpy()  # (n_outputs,)
-        self.explain_base_value_ = float(value[0]) if value.size == 1 else value
 
     def _build_net(
         self,
@@ -524,186 +365,6 @@ class BaseFiBiNET(BaseEstimator, metaclass=ABCMeta):
             group["row_l2"] = float(self.embedding_l2)
             group["row_scale"] = 1.0 / code_counts.to(torch.float32).clamp(min=1)
         return group
-
-    # ---------------------------------------------------------------- predict
-    def _encode(self, X) -> _CodesDataset:
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        statistics = getattr(self, "target_stats_", None)
-        if statistics is not None:  # of the training rows
-            X = with_statistics(
-                X, statistics.feature_names_, statistics.transform(X).to_numpy()
-            )
-        return _CodesDataset(torch.from_numpy(self.encoder_.transform(X)))
-
-    def _to_columns(self, values: np.ndarray) -> np.ndarray:
-        """Per-field values ``(..., F)`` summed into the input columns
-        ``(..., n_features_in_)``: a target statistic counts for its column, a
-        pair's statistic half for each of its two columns."""
-        statistics = getattr(self, "target_stats_", None)
-        if statistics is None:
-            return values
-        names = list(self.encoder_.column_names_)
-        n_inputs = len(names) - len(statistics.feature_names_)
-        fold = np.zeros((len(names), n_inputs))  # (F, n_features)
-        fold[np.arange(n_inputs), np.arange(n_inputs)] = 1.0
-        for j, name in enumerate(statistics.feature_names_, start=n_inputs):
-            sources = statistics.sources_[name]
-            for source in sources:
-                fold[j, names.index(source)] += 1.0 / len(sources)
-        return values @ fold  # (..., n_features)
-
-    def _forward(self, X) -> torch.Tensor:
-        """The network's raw output for ``X``, ``(n_samples, n_outputs)``."""
-        if isinstance(X, ParquetSource):
-            return forward_source(self, X)
-        dataset = self._encode(X)
-        if len(dataset) == 0:
-            return torch.empty(0, self._n_outputs())  # (0, n_outputs)
-        return self.net_.forward(dataset, training=False)  # (n, n_outputs)
-
-    @torch.no_grad()
-    def _field_weights(self, dataset: _CodesDataset, mean: bool = False) -> np.ndarray:
-        """SENET excitation weights ``A``: every row ``(n, F)``, or their mean ``(F,)``.
-
-        ``mean=True`` sums chunk by chunk, so no ``(n, F)`` array is built.
-        """
-        module = self.net_.module_
-        device = self.net_.device
-        n_fields = len(self.encoder_.cardinalities_)
-        out = [torch.empty(0, n_fields)]  # (0, F)
-        total = torch.zeros(n_fields, dtype=torch.float64)  # (F,)
-        with _eval_mode(module):
-            for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
-                a = module.field_weights(codes.to(device)).cpu()  # (batch, F)
-                if mean:
-                    total += a.sum(0, dtype=torch.float64)  # (F,)
-                else:
-                    out.append(a)
-        if mean:
-            return (total / max(len(dataset), 1)).numpy()  # (F,)
-        return torch.cat(out).to(torch.float64).numpy()  # (n, F)
-
-    def predict_to_parquet(self, source, path, *, method="predict", columns=None):
-        """Write predictions for the rows of a Parquet source to a Parquet file.
-
-        Reads, predicts and writes one batch of rows at a time, so memory stays
-        bounded whatever the size of the source; the rows keep the source's
-        order.
-
-        Parameters
-        ----------
-        source : ParquetSource
-            Rows to predict; its feature columns must be those seen in ``fit``.
-        path : str or path-like
-            Parquet file to write (replaced if it exists).
-        method : {"predict", "predict_proba"}, default="predict"
-            ``"predict"`` writes one column ``prediction``; ``"predict_proba"``
-            (classifier) one column ``proba_<class>`` per class.
-        columns : list of str, default=None
-            Source columns copied in front of the predictions (an id column,
-            say), read along with the features.
-
-        Returns
-        -------
-        path : str
-            The file written.
-        """
-        return predict_to_parquet(self, source, path, method=method, columns=columns)
-
-    def _column_names(self) -> list[str]:
-        return list(self.encoder_.column_names_)
-
-    def _replacer(self) -> Replacer:
-        """The network with fields replaceable by their references."""
-        if not hasattr(self, "_code_counts"):
-            raise AttributeError(
-                "This model has no code frequencies to build field references "
-                "from (saved by an sk_fibinet version without explanations); "
-                "refit it to use explain()."
-            )
-        return Replacer(self.net_.module_, self._code_counts, self.net_.device)
-
-    def _explain(self, X, output: int, sign: float = 1.0) -> pd.DataFrame:
-        """Shapley values of the fields for output column ``output``, in the
-        units of :meth:`_explain_units` (times ``sign``)."""
-        dataset = self._encode(X)
-        index = X.index if isinstance(X, pd.DataFrame) else None
-        n_fields = len(self.encoder_.cardinalities_)
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        kept, weights = coalitions(n_fields, N_PERMUTATIONS, seed)
-        phi = shapley_values(self._replacer(), dataset.codes, output, kept, weights)
-        scale, _ = self._explain_units()
-        columns = self._column_names()
-        if getattr(self, "target_stats_", None) is not None:
-            phi = self._to_columns(phi)  # (n, n_features)
-            columns = columns[: phi.shape[1]]
-        return pd.DataFrame(sign * scale * phi, index=index, columns=columns)
-
-    def field_weights(self, X) -> pd.DataFrame:
-        """Per-row SENET field weights.
-
-        The SENET layer squeezes every field embedding to its mean and maps the
-        ``F`` means to one non-negative weight per field; the network multiplies
-        each field's embedding by its weight before the second bilinear branch.
-        These are the gate's values (their mean over the rows passed to ``fit``
-        is ``senet_weights_``), not a measure of importance: see
-        ``feature_importances_`` and :meth:`explain` for that.
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        weights : DataFrame of shape (n_samples, n_features)
-            One column per input column, indexed like ``X`` (a RangeIndex for
-            arrays).
-        """
-        dataset = self._encode(X)
-        index = X.index if isinstance(X, pd.DataFrame) else None
-        return pd.DataFrame(
-            self._field_weights(dataset), index=index, columns=self._column_names()
-        )
-
-    @torch.no_grad()
-    def interaction_strengths(self, X) -> pd.DataFrame:
-        """How strongly every pair of fields feeds the DNN, averaged over ``X``.
-
-        For pair ``(i, j)`` the bilinear layers produce ``p_ij`` (plain
-        embeddings) and ``q_ij`` (SENET embeddings), each of width ``d``. Their
-        contribution to the first hidden layer is ``W_p,ij p_ij + W_q,ij q_ij``,
-        where ``W_p,ij`` and ``W_q,ij`` are the columns of the first DNN layer
-        that read them. The strength of the pair is the L2 norm of that
-        contribution, averaged over the rows of ``X``.
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        strengths : DataFrame of shape (n_features, n_features)
-            Symmetric, indexed and labelled by input column; the diagonal is 0.
-        """
-        dataset = self._encode(X)
-        module = self.net_.module_
-        names = self._column_names()
-        n_fields = len(names)
-        n_pairs = n_fields * (n_fields - 1) // 2
-        strengths = np.zeros(n_pairs)
-        if n_pairs:
-            device = self.net_.device
-            with _eval_mode(module):
-                for codes, _ in _BatchIterator(dataset, _INSPECT_BATCH_SIZE, None):
-                    c = module.pair_strengths(codes.to(device))  # (batch, P)
-                    strengths += c.sum(0).cpu().double().numpy()  # (P,)
-            strengths /= max(len(dataset), 1)
-        matrix = np.zeros((n_fields, n_fields))
-        left, right = np.triu_indices(n_fields, k=1)
-        matrix[left, right] = strengths
-        matrix[right, left] = strengths
-        return pd.DataFrame(matrix, index=names, columns=names)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

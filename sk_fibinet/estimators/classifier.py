@@ -1,143 +1,89 @@
-"""FiBiNETClassifier: targets, log loss, probabilities.
+"""FiBiNETClassifier: its parameters and their documentation, ``partial_fit``
+and the predictions (probabilities, calibrated logits, labels, explanations).
 
-Over 500 lines because the class docstring documents every constructor
-parameter (numpydoc), as scikit-learn estimators do; the code is the small
-part.
+What classification changes in a fit (class labels and weights, log loss,
+temperature calibration) is its task hook mixin in ``tasks.py``.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from numbers import Real
-
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.utils import assert_all_finite, column_or_1d
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..data.chunk_source import ChunkSource
 from ..training.engine import train
-from ..training.net import _fit_temperature, _logits_to_proba, _ValidScore
+from ..training.net import _logits_to_proba
 from .base import BaseFiBiNET
-
-# With temperature calibration, early stopping watches the calibrated
-# validation loss (False: the raw one, for comparisons).
-_STOP_ON_CALIBRATED_LOSS = True
+from .docstrings import fill_doc
+from .tasks import ClassificationTask
 
 
-class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
+@fill_doc
+class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
     """FiBiNET classifier for tabular and click-through-rate data.
 
-    Every column becomes an embedding field: categorical columns through a
-    vocabulary learned in ``fit`` (missing, rare and unseen values have reserved
-    codes), numeric columns through quantile bins (NaN has its own code). The
-    network (Huang, Zhang & Zhang, RecSys 2019) re-weights the fields with a
-    SENET layer, crosses every pair of fields with bilinear interactions on
-    both the plain and the re-weighted embeddings, and feeds both to a DNN.
+    $network.
     Training runs through a skorch net (``net_``).
 
     Parameters
     ----------
     categorical_features : "auto", None, array-like of bool, int or str, \
             default="auto"
-        Which columns are categorical. ``"auto"``: category, string, object and
-        bool columns of a DataFrame (a plain array is then all numeric). Also a
-        boolean mask, column indices or column names; None for none.
+        $categorical_features
     min_frequency : int, default=2
-        Categories seen fewer times in the training data share one code with
-        categories never seen in training (so that code is trained, and ids
-        seen once do not get an embedding of their own to memorise).
+        $min_frequency
     hash_buckets : int, dict or None, default=None
-        Open vocabularies: categorical columns listed here learn no vocabulary
-        but map every value by a stable hash (MurmurHash3 of its text with a
-        fixed seed, the same in every process, release and exported ONNX
-        graph; models saved before it keep pandas' SipHash) to one of this
-        many buckets, each with its own embedding row; an int applies to every
-        categorical column,
-        a dict maps column names (positions, for arrays) to an int or None.
-        Values first met after ``fit`` or after the first ``partial_fit`` call
-        then get trained rows, at the price of collisions (values sharing a
-        bucket share a row) and of memory for every bucket, seen or not;
-        ``min_frequency`` does not apply to them. None: every categorical
-        column keeps the exact vocabulary of the data it was fitted on.
+        $hash_buckets
     n_bins : int, default=32
-        Maximum number of quantile bins per numeric column: edges at quantiles
-        of the values, plus quantiles of the distinct values where a spike of
-        one value leaves the budget unused. A column with few distinct values
-        keeps them apart instead, one bin each: at most ``n_bins`` of them, or
-        at most 255 seen 20 times each on average (ages, counts, amounts from
-        a short list), as ``HistGradientBoostingClassifier`` does.
+        $n_bins
     embedding_dim : int, default=8
         Width ``d`` of every field embedding.
     reduction_ratio : int, default=3
-        SENET reduction: the hidden excitation layer has
-        ``max(1, n_fields // reduction_ratio)`` units.
+        $reduction_ratio
     senet_activation : {"relu", "sigmoid"}, default="relu"
-        Activation after the second excitation layer.
+        $senet_activation
     bilinear_type : {"all", "each", "interaction"}, default="interaction"
-        One shared ``d x d`` matrix, one per field, or one per field pair.
+        $bilinear_type
     shared_bilinear : bool, default=False
-        Share the bilinear weights between the plain and the SENET branch.
+        $shared_bilinear
     hidden_layer_sizes : int or tuple of int, default=(128, 64)
-        Widths of the DNN's hidden layers; ``()`` for none.
+        $hidden_layer_sizes
     dropout : float, default=0.1
-        Dropout after every hidden layer.
+        $dropout
     linear : bool, default=True
         Add the first-order (logistic-regression) part. Its weights start at 0
         and learn at ``10 * learning_rate`` (they are sparse, one per code).
     max_cross_cells : int, default=2000
-        With ``linear``, the linear part also crosses every pair of fields with
-        at most this many code combinations (and, on average, at least 4
-        training rows per combination): each combination gets a weight of its
-        own, as a crossed feature in the wide part of Wide & Deep. Pairs of
-        small fields (month x day of month, device type x banner position) are
-        where a table of rates beats the low-rank bilinear products; the
-        weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
+        $max_cross_cells
     learning_rate : float, default=1e-3
-        Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
-        (only the rows a batch touches) for the embedding tables.
+        $learning_rate
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of the dense weights, the coarse tables
-        shared by neighbouring numeric bins included; the code embedding table
-        and the linear part (sparse, lazy Adam) are not decayed.
+        $weight_decay
     embedding_l2 : float, default=0.03
-        L2 penalty on the per-code rows (the embedding table and the linear
-        weights), applied where a batch touches a row and divided by the
-        code's count in the training rows: the mini-batch aware regularisation
-        of Zhou et al. (DIN, KDD 2018). Over an epoch every code is pulled
-        towards 0 by about the same amount, which outweighs the data for codes
-        seen a few times (ids) and hardly matters for frequent ones. 0 turns it
-        off.
+        $embedding_l2
     batch_size : int, default=512
-        Training mini-batch size; batches are reshuffled every epoch.
+        $batch_size
     max_epochs : int, default=20
-        Maximum number of passes over the training data.
+        $max_epochs
     early_stopping : "auto" or bool, default="auto"
-        Hold out ``validation_fraction`` of the data and stop when the
-        validation loss has not improved for ``n_iter_no_change`` epochs,
-        restoring the best epoch. ``"auto"``: on from 1,000 samples (a network
-        overfits small data within a few epochs).
+        $early_stopping
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified).
     n_iter_no_change : int, default=1
-        Patience of early stopping, in epochs.
+        $n_iter_no_change
     tol : float, default=1e-4
-        Minimum decrease of the validation loss that counts as improvement.
+        $tol
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, multiplied with ``sample_weight``.
     device : str, default="cpu"
-        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``"mps"`` is
-        refused: PyTorch has no sparse gradients on MPS.
+        $device
     callbacks : list of skorch callbacks or None, default=None
-        Extra skorch callbacks added to the net.
+        $callbacks
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and the validation
-        split. Same seed and data give identical probabilities (on CPU).
+        $random_state
     verbose : int, default=0
         0 prints nothing; 1 prints a table row per epoch (training loss,
         validation loss and ROC AUC when early stopping holds data out, time);
@@ -153,47 +99,13 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         validation logits, so a network that still ranks better while it grows
         over-confident is not stopped early.
     variant : {"fibinet", "fibinet++"}, default="fibinet"
-        The network. ``"fibinet"``: FiBiNET (Huang, Zhang & Zhang 2019) as
-        described above. ``"fibinet++"``: FiBiNet++ (Zhang, Zheng & Zhang
-        2022): embeddings normalised (BatchNorm for categorical fields,
-        LayerNorm per numeric field), Bi-Linear+ (one shared ``d x d`` matrix,
-        one inner product per pair, compressed by a linear layer) and SENet+
-        (bit-wise re-weighting with a skip connection), concatenated into the
-        DNN; about 15x fewer non-embedding weights. ``senet_activation``,
-        ``bilinear_type``, ``shared_bilinear``, ``linear`` and
-        ``max_cross_cells`` apply to ``"fibinet"`` only (FiBiNet++ has no
-        linear part).
+        $variant
     distributed : bool, default=False
-        Train data-parallel over a ``torch.distributed`` process group: run the
-        same script in several processes (``torchrun --nproc-per-node N
-        script.py``), each calling ``fit`` with the same data. Each process
-        trains on its share of every batch (``batch_size`` is the batch of all
-        processes together), gradients are summed over the processes, and all
-        end with the same model. Without an initialised process group, ``fit``
-        starts one from torchrun's environment variables (gloo on CPUs, NCCL
-        on CUDA, where ``device="cuda"`` means ``cuda:LOCAL_RANK``). Only
-        process 0 prints and writes checkpoints. See the "Big data" chapter.
+        $distributed
     checkpoint_dir : str, path-like or None, default=None
-        Directory where ``fit`` saves its training state after every epoch (one
-        file per fit, named after a fingerprint of the parameters and the
-        data). A fit killed part-way resumes from it when run again with the
-        same data and parameters; a finished fit is restored without training.
-        Other data or parameters start a file of their own. A fit on a
-        :class:`ParquetSource` also saves within epochs (its
-        ``checkpoint_every_n_batches``).
+        $checkpoint_dir
     target_stats : "auto" or None, default=None
-        Add cross-fitted target statistics of high-cardinality categorical
-        columns and of chosen pairs of them as numeric fields (what CatBoost
-        learns from IDs). ``"auto"`` picks DataFrame columns with more than 50
-        distinct values whose values mostly repeat, and pairs of them that
-        refine both columns (at most 12; see :doc:`/encoding`). The training
-        rows get out-of-fold statistics (5 folds, by row or by the ``groups``
-        given to ``fit``), the early-stopping rows statistics of the training
-        rows only; once fitted, the statistics take in every row, for
-        prediction. ``partial_fit`` chunks after the first get the statistics
-        of the chunks before them. A fit on a :class:`ParquetSource` computes
-        the same statistics with one or two more passes over the chosen
-        columns. None adds none.
+        $target_stats
         Measured (docs/performance.md, 3 seeds): Book-Crossing ROC AUC 0.712
         -> 0.863 (CatBoost 0.867), level on MIND, but 0.002 worse on
         MovieLens-1M and 0.02 worse on the Criteo and Avazu samples, hence
@@ -204,11 +116,11 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     n_features_in_ : int
-        Number of input columns.
+        $n_features_in_
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Column names, when ``X`` was a DataFrame with string column names.
+        $feature_names_in_
     n_iter_ : int
-        Number of epochs run.
+        $n_iter_
     temperature_ : float
         Temperature the logits are divided by (1.0 without calibration).
     feature_importances_ : ndarray of shape (`n_features_in_`,)
@@ -235,10 +147,9 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         :meth:`explain`'s contributions add up from. Binary: a float, for the
         logit of ``classes_[1]``; multiclass: one value per class.
     encoder_ : FieldEncoder
-        Fitted column-to-field encoder.
+        $encoder_
     net_ : skorch.NeuralNet
-        Fitted skorch net; ``net_.module_`` is the torch module and
-        ``net_.history`` the per-epoch history.
+        $net_
 
     Examples
     --------
@@ -328,142 +239,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         self.class_weight = class_weight
         self.calibration = calibration
 
-    def _validate_y(self, y):
-        y = column_or_1d(y, warn=True)
-        if y.dtype.kind == "f":
-            assert_all_finite(y, input_name="y")
-        elif y.dtype.kind == "O" or isinstance(y.dtype, pd.StringDtype):
-            if pd.isna(y).any():
-                raise ValueError("Input y contains missing values (None or NaN).")
-            kinds = {
-                "number"
-                if isinstance(v, Real) and not isinstance(v, bool)
-                else type(v).__name__
-                for v in y
-            }
-            if len(kinds) > 1:
-                raise TypeError(
-                    f"y mixes label types {sorted(kinds)}; use labels of one type."
-                )
-        if y.shape[0] == 0:
-            raise ValueError("y is empty: found 0 samples.")
-        check_classification_targets(y)
-        return y
-
-    def _prepare_targets(self, y, sample_weight):
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
-            raise ValueError(
-                "FiBiNETClassifier needs samples of at least 2 classes in the data, "
-                f"but the data contains only 1 class: {self.classes_[0]!r}."
-            )
-        weight = sample_weight
-        if self.class_weight is not None:
-            weight = weight * compute_sample_weight(self.class_weight, y)
-        return y_index, weight
-
-    def _target_summary(self, y) -> pd.Series:
-        return pd.Series(y, copy=False).value_counts()  # rows per label
-
-    def _targets_from_stats(self, stats: pd.Series):
-        labels = stats.index.to_numpy()
-        self._prepare_targets(labels, np.ones(labels.size))  # classes_ and checks
-        counts = stats.reindex(self.classes_).to_numpy(np.float64)  # (n_classes,)
-        if self.class_weight == "balanced":  # as compute_sample_weight("balanced")
-            per_class = counts.sum() / (counts.size * counts)
-        elif self.class_weight is not None:
-            per_class = compute_class_weight(
-                self.class_weight, classes=self.classes_, y=self.classes_
-            )
-        else:
-            per_class = np.ones(counts.size)
-        per_class = per_class / (per_class @ counts / counts.sum())  # mean 1 per row
-        return partial(_class_targets, self.classes_, per_class)
-
-    def _partial_fit_targets(self, y, sample_weight, *, first, classes):
-        """Class indices and weights of a ``partial_fit`` chunk."""
-        if self.class_weight == "balanced":
-            raise ValueError(
-                "class_weight='balanced' is not supported by partial_fit: the class "
-                "frequencies of one chunk are not those of the stream. Pass a dict "
-                "(e.g. from sklearn.utils.class_weight.compute_class_weight on a "
-                "sample)."
-            )
-        if first:
-            if classes is None:
-                raise ValueError(
-                    "classes must be passed on the first call to partial_fit: every "
-                    "label the stream can hold, e.g. classes=np.unique(y_all) (a "
-                    "chunk may lack some)."
-                )
-            labels = np.unique(column_or_1d(classes))
-            if labels.size < 2:
-                raise ValueError(
-                    f"classes must hold at least 2 labels, got {labels.tolist()!r}."
-                )
-            self.classes_ = labels
-        elif classes is not None and not np.array_equal(
-            np.unique(column_or_1d(classes)), self.classes_
-        ):
-            raise ValueError(
-                f"classes={np.unique(classes).tolist()!r} is not classes_="
-                f"{self.classes_.tolist()!r}, fixed by the first call to partial_fit "
-                "(or by fit)."
-            )
-        target = pd.Index(self.classes_).get_indexer(y)  # -1: not a class
-        if (target < 0).any():
-            raise ValueError(
-                f"y holds labels {np.unique(y[target < 0]).tolist()!r} that are not "
-                f"in classes_={self.classes_.tolist()!r}; pass every label of the "
-                "stream in classes on the first call."
-            )
-        weight = sample_weight
-        if self.class_weight is not None:
-            per_class = np.array(
-                [self.class_weight.get(c, 1.0) for c in self.classes_.tolist()],
-                dtype=np.float64,
-            )  # (n_classes,)
-            weight = weight * per_class[target]
-        return target, weight
-
-    def _statistics_target(self, target):
-        # binary: the rate of the positive class; multiclass: of every class
-        target = np.asarray(target, dtype=np.int64)
-        if self.classes_.size == 2:
-            return target[:, None].astype(np.float64)  # (n, 1)
-        return np.eye(self.classes_.size)[target]  # (n, n_classes)
-
-    def _n_outputs(self) -> int:
-        return 1 if self.classes_.size == 2 else self.classes_.size
-
-    def _task(self) -> str:
-        return "log_loss"
-
-    def _stratify(self, target):
-        _, counts = np.unique(target, return_counts=True)
-        return target if counts.min() >= 2 else None
-
-    def _monitor_callbacks(self) -> list:
-        calibrate = self.calibration == "temperature"
-        monitor = (
-            "valid_loss_calibrated"
-            if calibrate and _STOP_ON_CALIBRATED_LOSS
-            else "valid_loss"
-        )
-        return [
-            ("valid_auc", _ValidScore(calibrate=calibrate)),
-            ("early_stopping", self._early_stopping(monitor)),
-        ]
-
-    def _after_training(self, valid_ds, train_ds=None, broadcast=None) -> None:
-        self.temperature_ = 1.0
-        if self.calibration == "temperature" and valid_ds is not None:
-            self.temperature_ = _fit_temperature(
-                self.net_.forward(valid_ds, training=False), valid_ds.target
-            )
-        if broadcast is not None:  # every process keeps process 0's
-            self.temperature_ = broadcast(self.temperature_)
-
+    @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one epoch on a chunk, continuing where the last call stopped.
@@ -478,8 +254,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            A chunk of training data with the columns of the first call. On
-            later calls an empty chunk changes nothing.
+            $chunk_X
         y : array-like of shape (n_samples,)
             Class labels, all of them in ``classes``.
         classes : array-like of shape (n_classes,), default=None
@@ -487,8 +262,7 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
             may lack some labels); on later calls it must name the same labels
             or be None.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights of the loss, used as given: not normalised per
-            chunk, so chunks keep their relative weight.
+            $chunk_sample_weight
 
         Returns
         -------
@@ -521,12 +295,6 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         """
         source = ChunkSource(X, y, classes=classes, sample_weight=sample_weight)
         return train(self, source, continue_net=hasattr(self, "net_"))
-
-    def _loss_input(self, z):
-        return z / self.temperature_  # (n, n_outputs): calibrated logits
-
-    def _explain_units(self) -> tuple[float, float]:
-        return 1.0 / self.temperature_, 0.0
 
     # ---------------------------------------------------------------- predict
     def _logits(self, X) -> torch.Tensor:
@@ -636,9 +404,3 @@ class FiBiNETClassifier(ClassifierMixin, BaseFiBiNET):
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-
-def _class_targets(classes, per_class, y):
-    """Class index and weight of each label of a streamed chunk."""
-    index = np.searchsorted(classes, y)  # (n,) every label was seen in the first pass
-    return index, per_class[index]

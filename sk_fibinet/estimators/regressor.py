@@ -1,131 +1,87 @@
-"""FiBiNETRegressor: target scaling, regression losses, predict."""
+"""FiBiNETRegressor: its parameters and their documentation, ``partial_fit``
+and the predictions (in the units of ``y``, explanations).
+
+What regression changes in a fit (target scaling, the regression losses, the
+intercept centred after training) is its task hook mixin in ``tasks.py``.
+"""
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import _check_y, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..data.chunk_source import ChunkSource
-from ..nn.fibinet import shift_outputs
 from ..training.engine import train
 from .base import BaseFiBiNET
-
-LOSSES = ("squared_error", "absolute_error", "poisson")
-# rows the intercept is centred on at most (evenly spaced)
-_CENTRE_MAX_ROWS = 200_000
+from .docstrings import fill_doc
+from .tasks import LOSSES, RegressionTask
 
 
-class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
+@fill_doc
+class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
     """FiBiNET regressor for tabular data.
 
-    Every column becomes an embedding field: categorical columns through a
-    vocabulary learned in ``fit`` (missing, rare and unseen values have reserved
-    codes), numeric columns through quantile bins (NaN has its own code). The
-    network (Huang, Zhang & Zhang, RecSys 2019) re-weights the fields with a
-    SENET layer, crosses every pair of fields with bilinear interactions on
-    both the plain and the re-weighted embeddings, and feeds both to a DNN with
+    $network with
     one output. Training runs through a skorch net (``net_``).
 
     Parameters
     ----------
     categorical_features : "auto", None, array-like of bool, int or str, \
             default="auto"
-        Which columns are categorical. ``"auto"``: category, string, object and
-        bool columns of a DataFrame (a plain array is then all numeric). Also a
-        boolean mask, column indices or column names; None for none.
+        $categorical_features
     min_frequency : int, default=2
-        Categories seen fewer times in the training data share one code with
-        categories never seen in training (so that code is trained, and ids
-        seen once do not get an embedding of their own to memorise).
+        $min_frequency
     hash_buckets : int, dict or None, default=None
-        Open vocabularies: categorical columns listed here learn no vocabulary
-        but map every value by a stable hash (MurmurHash3 of its text with a
-        fixed seed, the same in every process, release and exported ONNX
-        graph; models saved before it keep pandas' SipHash) to one of this
-        many buckets, each with its own embedding row; an int applies to every
-        categorical column,
-        a dict maps column names (positions, for arrays) to an int or None.
-        Values first met after ``fit`` or after the first ``partial_fit`` call
-        then get trained rows, at the price of collisions (values sharing a
-        bucket share a row) and of memory for every bucket, seen or not;
-        ``min_frequency`` does not apply to them. None: every categorical
-        column keeps the exact vocabulary of the data it was fitted on.
+        $hash_buckets
     n_bins : int, default=32
-        Maximum number of quantile bins per numeric column: edges at quantiles
-        of the values, plus quantiles of the distinct values where a spike of
-        one value leaves the budget unused. A column with few distinct values
-        keeps them apart instead, one bin each: at most ``n_bins`` of them, or
-        at most 255 seen 20 times each on average (ages, counts, amounts from
-        a short list), as ``HistGradientBoostingClassifier`` does.
+        $n_bins
     embedding_dim : int, default=32
         Width ``d`` of every field embedding. Wider than the classifier's 8:
         with ``embedding_l2=1.0`` it lifted the held-out R^2 of the flight
         delay benchmark from 0.17 to 0.22 (see the performance chapter).
     reduction_ratio : int, default=3
-        SENET reduction: the hidden excitation layer has
-        ``max(1, n_fields // reduction_ratio)`` units.
+        $reduction_ratio
     senet_activation : {"relu", "sigmoid"}, default="relu"
-        Activation after the second excitation layer.
+        $senet_activation
     bilinear_type : {"all", "each", "interaction"}, default="interaction"
-        One shared ``d x d`` matrix, one per field, or one per field pair.
+        $bilinear_type
     shared_bilinear : bool, default=False
-        Share the bilinear weights between the plain and the SENET branch.
+        $shared_bilinear
     hidden_layer_sizes : int or tuple of int, default=(128, 64)
-        Widths of the DNN's hidden layers; ``()`` for none.
+        $hidden_layer_sizes
     dropout : float, default=0.1
-        Dropout after every hidden layer.
+        $dropout
     linear : bool, default=True
         Add the first-order (linear-regression) part. Its weights start at 0
         and learn at ``10 * learning_rate`` (they are sparse, one per code).
     max_cross_cells : int, default=2000
-        With ``linear``, the linear part also crosses every pair of fields with
-        at most this many code combinations (and, on average, at least 4
-        training rows per combination): each combination gets a weight of its
-        own, as a crossed feature in the wide part of Wide & Deep. Pairs of
-        small fields (month x day of month, device type x banner position) are
-        where a table of rates beats the low-rank bilinear products; the
-        weights start at 0 and learn at ``learning_rate``. 0 turns crosses off.
+        $max_cross_cells
     learning_rate : float, default=1e-3
-        Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
-        (only the rows a batch touches) for the embedding tables.
+        $learning_rate
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of the dense weights, the coarse tables
-        shared by neighbouring numeric bins included; the code embedding table
-        and the linear part (sparse, lazy Adam) are not decayed.
+        $weight_decay
     embedding_l2 : float, default=1.0
-        L2 penalty on the per-code rows (the embedding table and the linear
-        weights), applied where a batch touches a row and divided by the
-        code's count in the training rows: the mini-batch aware regularisation
-        of Zhou et al. (DIN, KDD 2018). Over an epoch every code is pulled
-        towards 0 by about the same amount, which outweighs the data for codes
-        seen a few times (ids) and hardly matters for frequent ones. 0 turns it
-        off. The classifier's default is 0.03; on flight delays (plane and
+        $embedding_l2 The classifier's default is 0.03; on flight delays (plane and
         flight ids) 1.0 with ``embedding_dim=32`` took R^2 from 0.168 to 0.225.
         The rows it pulls towards 0 would pull the mean prediction down on
         short fits; the intercept centred after training (see Notes)
         restores it.
     batch_size : int, default=512
-        Training mini-batch size; batches are reshuffled every epoch.
+        $batch_size
     max_epochs : int, default=20
-        Maximum number of passes over the training data.
+        $max_epochs
     early_stopping : "auto" or bool, default="auto"
-        Hold out ``validation_fraction`` of the data and stop when the
-        validation loss has not improved for ``n_iter_no_change`` epochs,
-        restoring the best epoch. ``"auto"``: on from 1,000 samples (a network
-        overfits small data within a few epochs).
+        $early_stopping
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (a random,
         non-stratified split).
     n_iter_no_change : int, default=1
-        Patience of early stopping, in epochs.
+        $n_iter_no_change
     tol : float, default=1e-4
-        Minimum decrease of the validation loss that counts as improvement.
+        $tol
     loss : {"squared_error", "absolute_error", "poisson"}, \
             default="squared_error"
         The training loss, weighted by ``sample_weight``. For
@@ -136,70 +92,34 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         network's output is the log of the mean, relative to the weighted mean
         of ``y``, and ``predict`` returns the mean.
     device : str, default="cpu"
-        Torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``"mps"`` is
-        refused: PyTorch has no sparse gradients on MPS.
+        $device
     callbacks : list of skorch callbacks or None, default=None
-        Extra skorch callbacks added to the net.
+        $callbacks
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and the validation
-        split. Same seed and data give identical probabilities (on CPU).
+        $random_state
     verbose : int, default=0
         0 prints nothing; 1 prints a table row per epoch (training loss,
         validation loss when early stopping holds data out, time);
         2 adds a progress bar within each epoch (notebook-aware).
     variant : {"fibinet", "fibinet++"}, default="fibinet"
-        The network. ``"fibinet"``: FiBiNET (Huang, Zhang & Zhang 2019) as
-        described above. ``"fibinet++"``: FiBiNet++ (Zhang, Zheng & Zhang
-        2022): embeddings normalised (BatchNorm for categorical fields,
-        LayerNorm per numeric field), Bi-Linear+ (one shared ``d x d`` matrix,
-        one inner product per pair, compressed by a linear layer) and SENet+
-        (bit-wise re-weighting with a skip connection), concatenated into the
-        DNN; about 15x fewer non-embedding weights. ``senet_activation``,
-        ``bilinear_type``, ``shared_bilinear``, ``linear`` and
-        ``max_cross_cells`` apply to ``"fibinet"`` only (FiBiNet++ has no
-        linear part).
+        $variant
     distributed : bool, default=False
-        Train data-parallel over a ``torch.distributed`` process group: run the
-        same script in several processes (``torchrun --nproc-per-node N
-        script.py``), each calling ``fit`` with the same data. Each process
-        trains on its share of every batch (``batch_size`` is the batch of all
-        processes together), gradients are summed over the processes, and all
-        end with the same model. Without an initialised process group, ``fit``
-        starts one from torchrun's environment variables (gloo on CPUs, NCCL
-        on CUDA, where ``device="cuda"`` means ``cuda:LOCAL_RANK``). Only
-        process 0 prints and writes checkpoints. See the "Big data" chapter.
+        $distributed
     checkpoint_dir : str, path-like or None, default=None
-        Directory where ``fit`` saves its training state after every epoch (one
-        file per fit, named after a fingerprint of the parameters and the
-        data). A fit killed part-way resumes from it when run again with the
-        same data and parameters; a finished fit is restored without training.
-        Other data or parameters start a file of their own. A fit on a
-        :class:`ParquetSource` also saves within epochs (its
-        ``checkpoint_every_n_batches``).
+        $checkpoint_dir
     target_stats : "auto" or None, default=None
-        Add cross-fitted target statistics of high-cardinality categorical
-        columns and of chosen pairs of them as numeric fields (what CatBoost
-        learns from IDs). ``"auto"`` picks DataFrame columns with more than 50
-        distinct values whose values mostly repeat, and pairs of them that
-        refine both columns (at most 12; see :doc:`/encoding`). The training
-        rows get out-of-fold statistics (5 folds, by row or by the ``groups``
-        given to ``fit``), the early-stopping rows statistics of the training
-        rows only; once fitted, the statistics take in every row, for
-        prediction. ``partial_fit`` chunks after the first get the statistics
-        of the chunks before them. A fit on a :class:`ParquetSource` computes
-        the same statistics with one or two more passes over the chosen
-        columns. None adds none.
+        $target_stats
         Measured (docs/performance.md, 3 seeds): on the flights table R^2
         0.220 -> 0.186, hence off by default.
 
     Attributes
     ----------
     n_features_in_ : int
-        Number of input columns.
+        $n_features_in_
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Column names, when ``X`` was a DataFrame with string column names.
+        $feature_names_in_
     n_iter_ : int
-        Number of epochs run.
+        $n_iter_
     target_offset_ : float
         Weighted mean of ``y`` subtracted before training (0.0 for
         ``"poisson"``).
@@ -224,10 +144,9 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         ``"poisson"``, its log): what :meth:`explain`'s contributions add up
         from.
     encoder_ : FieldEncoder
-        Fitted column-to-field encoder.
+        $encoder_
     net_ : skorch.NeuralNet
-        Fitted skorch net; ``net_.module_`` is the torch module and
-        ``net_.history`` the per-epoch history.
+        $net_
 
     See Also
     --------
@@ -330,98 +249,7 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         )
         self.loss = loss
 
-    def _validate_y(self, y):
-        y = _check_y(y, y_numeric=True, estimator=self).astype(np.float64)
-        if y.shape[0] == 0:
-            raise ValueError("y is empty: found 0 samples.")
-        return y
-
-    def _prepare_targets(self, y, sample_weight):
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight sums to zero.")
-        mean = float(np.average(y, weights=sample_weight))
-        if self.loss == "poisson":
-            if (y < 0).any() or not mean > 0:
-                raise ValueError(
-                    "loss='poisson' needs non-negative y with a positive (weighted) "
-                    f"sum, got min(y)={y.min()!r} and mean(y)={mean!r}."
-                )
-            self.target_offset_, self.target_scale_ = 0.0, mean
-            return y / mean, sample_weight
-        std = float(np.sqrt(np.average((y - mean) ** 2, weights=sample_weight)))
-        if not std > 1e-12 * max(1.0, abs(mean)):  # a constant target
-            std = 1.0
-        self.target_offset_, self.target_scale_ = mean, std
-        return (y - mean) / std, sample_weight
-
-    def _target_summary(self, y) -> pd.Series:
-        y = np.asarray(y, dtype=np.float64)
-        return pd.Series(
-            {"n": y.size, "sum": y.sum(), "sum_sq": y @ y, "negative": (y < 0).sum()}
-        )
-
-    def _targets_from_stats(self, stats: pd.Series):
-        # the rules of _prepare_targets with unit weights, from sums over chunks
-        mean = float(stats["sum"] / stats["n"])
-        if self.loss == "poisson":
-            if stats["negative"] or not mean > 0:
-                raise ValueError(
-                    "loss='poisson' needs non-negative y with a positive (weighted) "
-                    f"sum, got {int(stats['negative'])} negative values and "
-                    f"mean(y)={mean!r}."
-                )
-            self.target_offset_, self.target_scale_ = 0.0, mean
-        else:
-            std = float(np.sqrt(max(stats["sum_sq"] / stats["n"] - mean**2, 0.0)))
-            if not std > 1e-12 * max(1.0, abs(mean)):  # a constant target
-                std = 1.0
-            self.target_offset_, self.target_scale_ = mean, std
-        return partial(_scaled_targets, self.target_offset_, self.target_scale_)
-
-    def _partial_fit_targets(self, y, sample_weight, *, first, classes=None):
-        """Scaled targets and weights of a ``partial_fit`` chunk."""
-        if first:  # the first chunk fixes the scaling
-            return self._prepare_targets(y, sample_weight)
-        if self.loss == "poisson" and (y < 0).any():
-            raise ValueError(
-                f"loss='poisson' needs non-negative y, got min(y)={y.min()!r}."
-            )
-        return (y - self.target_offset_) / self.target_scale_, sample_weight
-
-    def _n_outputs(self) -> int:
-        return 1
-
-    def _task(self) -> str:
-        return self.loss
-
-    def _monitor_callbacks(self) -> list:
-        return [("early_stopping", self._early_stopping("valid_loss"))]
-
-    def _after_training(self, valid_ds, train_ds=None, broadcast=None) -> None:
-        """Centre the outputs on the targets: shift the network's intercept so
-        that on the validation rows (without early stopping, the training rows)
-        the weighted mean residual is 0 (``"squared_error"``), the weighted
-        median residual is 0 (``"absolute_error"``) or the predicted total
-        equals the observed one (``"poisson"``).
-
-        A fully trained model with an intercept satisfies these equations; a
-        fit stopped early, short, or with row penalties pulling rare codes
-        towards 0 (``embedding_l2``) can miss them (600 rows, 8 epochs, Poisson:
-        the mean prediction 13-20 % low).
-        """
-        rows = valid_ds if valid_ds is not None else train_ds
-        if rows is None or len(rows) == 0:
-            return
-        if len(rows) > _CENTRE_MAX_ROWS:  # evenly spaced rows, deterministic
-            pick = torch.linspace(0, len(rows) - 1, _CENTRE_MAX_ROWS).long()
-            rows = type(rows)(rows.codes[pick], rows.target[pick])
-        z = self.net_.forward(rows, training=False)[:, 0].double()  # (n,)
-        target = rows.target.double()  # (n, 2): target, weight
-        shift = _intercept_shift(z, target[:, 0], target[:, 1], self.loss)
-        if broadcast is not None:  # every process applies process 0's
-            shift = broadcast(shift)
-        shift_outputs(self.net_.module_, torch.tensor([shift]))
-
+    @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on a chunk, continuing where the last call stopped.
@@ -436,13 +264,11 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            A chunk of training data with the columns of the first call. On
-            later calls an empty chunk changes nothing.
+            $chunk_X
         y : array-like of shape (n_samples,)
             Target values.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights of the loss, used as given: not normalised per
-            chunk, so chunks keep their relative weight.
+            $chunk_sample_weight
 
         Returns
         -------
@@ -462,11 +288,6 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         """
         source = ChunkSource(X, y, sample_weight=sample_weight)
         return train(self, source, continue_net=hasattr(self, "net_"))
-
-    def _explain_units(self) -> tuple[float, float]:
-        if self.loss == "poisson":  # the log link: log(predict) = log(scale) + z
-            return 1.0, float(np.log(self.target_scale_))
-        return self.target_scale_, self.target_offset_
 
     def explain(self, X):
         """Contribution of every column to each row's prediction.
@@ -517,29 +338,3 @@ class FiBiNETRegressor(RegressorMixin, BaseFiBiNET):
         if self.loss == "poisson":
             return self.target_scale_ * np.exp(z)  # (n,)
         return self.target_offset_ + self.target_scale_ * z  # (n,)
-
-
-def _intercept_shift(z, target, weight, loss: str) -> float:
-    """The constant that, added to outputs ``z`` ``(n,)``, solves the intercept's
-    equation of ``loss`` on ``target`` ``(n,)`` with ``weight`` ``(n,)``."""
-    if float(weight.sum()) <= 0:
-        return 0.0
-    if loss == "poisson":  # sum w exp(z + c) = sum w y
-        observed = float((weight * target).sum())
-        predicted = float((weight * z.exp()).sum())
-        if observed <= 0 or not np.isfinite(predicted) or predicted <= 0:
-            return 0.0
-        return float(np.log(observed / predicted))
-    residual = (target - z).numpy()  # (n,)
-    if loss == "absolute_error":  # weighted median of the residuals
-        order = np.argsort(residual)
-        cumulative = np.cumsum(weight.numpy()[order])  # (n,)
-        middle = np.searchsorted(cumulative, 0.5 * cumulative[-1])
-        return float(residual[order][middle])
-    return float(np.average(residual, weights=weight.numpy()))
-
-
-def _scaled_targets(offset, scale, y):
-    """Scaled target and unit weight of each row of a streamed chunk."""
-    y = np.asarray(y, dtype=np.float64)
-    return (y - offset) / scale, np.ones(y.size)

@@ -5,8 +5,8 @@ references)``: the output with chosen fields replaced by a per-field reference
 (the frequency-weighted mean of the field's trained embedding vectors, and
 likewise for the first-order and crossed weights; see
 ``FiBiNET.field_references``). Everything here speaks tensors and numpy; the
-estimators in ``estimators/base.py`` turn the results into scikit-learn attributes and
-DataFrames.
+estimators (``estimators/inspection.py``) turn the results into scikit-learn
+attributes and DataFrames.
 """
 
 from __future__ import annotations
