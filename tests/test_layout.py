@@ -98,3 +98,13 @@ def test_layers_import_one_way():
                     if target[1] not in below:
                         wrong.append(f"{module} imports {'.'.join(target)}")
     assert wrong == []
+
+
+def test_no_module_is_over_500_lines():
+    # one job per module: a module past this has more than one
+    long = {}
+    for module, path, _ in _modules():
+        n_lines = len(path.read_text().splitlines())
+        if n_lines > 500:
+            long[module] = n_lines
+    assert long == {}
