@@ -48,6 +48,47 @@ from .validation import ValidationMixin
 _LINEAR_LR_SCALE = 10.0
 # The tables with one row per code, in code order: embedding_l2 applies to them
 _PER_CODE_TABLES = ("embedding.embedding.weight", "linear.weight")
+# embedding_dim="auto" keeps FiBiNET's DNN input, 2 * P * d for P field pairs,
+# within this many values (the classifier's d = 8 up to 43 fields); wider
+# tables get a narrower d, at least _AUTO_MIN_EMBEDDING_DIM. Measured on
+# benchmarks/fit_time.py's 100k x 50 table (d = 8: 157 s, 6: 115 s with the
+# same held-out AUC, 4: 49 s but 0.013 lower; docs/performance.md).
+AUTO_DNN_INPUTS = 15_000
+_AUTO_MIN_EMBEDDING_DIM = 4
+
+
+def auto_embedding_dim(n_fields: int, widest: int) -> int:
+    """The width ``embedding_dim="auto"`` gives FiBiNET over ``n_fields`` fields.
+
+    The pair products make the network's cost grow as ``F^2 d``: its first DNN
+    layer reads ``2 P d`` values, ``P = F (F - 1) / 2``. ``"auto"`` takes
+    ``widest`` (8 for the classifier, 32 for the regressor) unless that puts
+    more than ``AUTO_DNN_INPUTS`` values into the DNN, and then the widest
+    ``d`` that does not, but never below 4.
+
+    Parameters
+    ----------
+    n_fields : int
+        Number of fields ``F``.
+    widest : int
+        The width for tables narrow enough.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> auto_embedding_dim(43, 8), auto_embedding_dim(50, 8), auto_embedding_dim(50, 32)
+    (8, 6, 6)
+    >>> auto_embedding_dim(22, 32), auto_embedding_dim(23, 32)
+    (32, 29)
+    """
+    n_pairs = n_fields * (n_fields - 1) // 2
+    if n_pairs == 0:
+        return widest
+    fits = AUTO_DNN_INPUTS // (2 * n_pairs)
+    return int(min(widest, max(_AUTO_MIN_EMBEDDING_DIM, fits)))
 
 
 class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABCMeta):
@@ -62,7 +103,10 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
         "hash_buckets": [Interval(Integral, 1, None, closed="left"), dict, None],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "reduction_ratio": [Interval(Integral, 1, None, closed="left")],
         "senet_activation": [StrOptions({"relu", "sigmoid"})],
         "bilinear_type": [StrOptions(set(BILINEAR_TYPES))],
@@ -98,6 +142,8 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
     # With checkpoint_dir, also save every this many training batches (None:
     # after every epoch only); for fits whose epochs are long, e.g. streaming.
     _checkpoint_every_n_batches = None
+    # The width embedding_dim="auto" starts from (auto_embedding_dim).
+    _AUTO_EMBEDDING_DIM = 8
 
     @abstractmethod
     def __init__(
@@ -107,7 +153,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         min_frequency=2,
         hash_buckets=None,
         n_bins=32,
-        embedding_dim=8,
+        embedding_dim="auto",
         reduction_ratio=3,
         senet_activation="relu",
         bilinear_type="interaction",
@@ -328,7 +374,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
             **module,
             module__cardinalities=list(encoder.cardinalities_),
             module__numeric_bins=encoder.numeric_bins(),
-            module__d_embedding=self.embedding_dim,
+            module__d_embedding=self._embedding_width(len(encoder.cardinalities_)),
             module__reduction_ratio=self.reduction_ratio,
             module__d_hidden=hidden,
             module__dropout=float(self.dropout),
@@ -355,6 +401,15 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
             predict_batch_size=_PREDICT_BATCH_SIZE,
             task=self._task(),
         )
+
+    def _embedding_width(self, n_fields: int) -> int:
+        """The embedding width ``d`` the network is built with (see
+        :func:`auto_embedding_dim` for ``embedding_dim="auto"``)."""
+        if self.embedding_dim != "auto":
+            return int(self.embedding_dim)
+        if self.variant != "fibinet":
+            return self._AUTO_EMBEDDING_DIM
+        return auto_embedding_dim(n_fields, self._AUTO_EMBEDDING_DIM)
 
     def _sparse_group(self, name: str, code_counts) -> dict:
         """Optimizer options of the sparse table ``name``."""

@@ -39,8 +39,10 @@ class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
         $hash_buckets
     n_bins : int, default=32
         $n_bins
-    embedding_dim : int, default=8
-        Width ``d`` of every field embedding.
+    embedding_dim : int or "auto", default="auto"
+        Width ``d`` of every field embedding. ``"auto"``: 8, narrower for
+        tables of more than 43 fields:
+        $embedding_dim_auto
     reduction_ratio : int, default=3
         $reduction_ratio
     senet_activation : {"relu", "sigmoid"}, default="relu"
@@ -175,7 +177,7 @@ class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
         min_frequency=2,
         hash_buckets=None,
         n_bins=32,
-        embedding_dim=8,
+        embedding_dim="auto",
         reduction_ratio=3,
         senet_activation="relu",
         bilinear_type="interaction",

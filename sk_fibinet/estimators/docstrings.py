@@ -52,6 +52,14 @@ _TEXTS = {
         ``min_frequency`` does not apply to them. None: every categorical
         column keeps the exact vocabulary of the data it was fitted on.
         """,
+    "embedding_dim_auto": """
+        FiBiNET's first DNN layer reads ``2 P d`` values for the ``P = F (F - 1)
+        / 2`` pairs of ``F`` fields, so a fit costs about ``F^2 d``. ``"auto"``
+        takes the widest ``d`` up to that default that keeps ``2 P d`` within
+        15,000, but at least 4: 44 fields get 7, 50 fields 6, 70 fields 4.
+        FiBiNet++ (``variant="fibinet++"``) gets the default in full. An int
+        is used as given.
+        """,
     "n_bins": """
         Maximum number of quantile bins per numeric column: edges at quantiles
         of the values, plus quantiles of the distinct values where a spike of

@@ -38,10 +38,12 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         $hash_buckets
     n_bins : int, default=32
         $n_bins
-    embedding_dim : int, default=32
-        Width ``d`` of every field embedding. Wider than the classifier's 8:
-        with ``embedding_l2=1.0`` it lifted the held-out R^2 of the flight
-        delay benchmark from 0.17 to 0.22 (see the performance chapter).
+    embedding_dim : int or "auto", default="auto"
+        Width ``d`` of every field embedding. ``"auto"``: 32, wider than the
+        classifier's 8 (with ``embedding_l2=1.0`` it lifted the held-out R^2
+        of the flight delay benchmark from 0.17 to 0.22, see the performance
+        chapter), narrower for tables of more than 22 fields:
+        $embedding_dim_auto
     reduction_ratio : int, default=3
         $reduction_ratio
     senet_activation : {"relu", "sigmoid"}, default="relu"
@@ -175,6 +177,8 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
     (2,)
     """
 
+    _AUTO_EMBEDDING_DIM = 32  # see embedding_dim
+
     _parameter_constraints: dict = {
         **BaseFiBiNET._parameter_constraints,
         "loss": [StrOptions(set(LOSSES))],
@@ -188,7 +192,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         min_frequency=2,
         hash_buckets=None,
         n_bins=32,
-        embedding_dim=32,
+        embedding_dim="auto",
         reduction_ratio=3,
         senet_activation="relu",
         bilinear_type="interaction",
