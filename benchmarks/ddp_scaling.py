@@ -7,6 +7,12 @@ gradients by gathering the touched rows (``gather``, the default) or by
 densifying them into the dense all-reduce (``dense``)::
 
     python benchmarks/ddp_scaling.py --n-rows 100000
+    python benchmarks/ddp_scaling.py --n-rows 100000 --parquet
+
+With ``--parquet`` the table is written once to a Parquet file (row groups of
+``--row-group-size`` rows) and fitted as a ``ParquetSource``: the 2-process
+runs deal the row groups out (``dealt``, the default: each process reads and
+encodes its own) or read every row group in every process (``every``).
 
 The table gives the time of the training epoch (``dur`` of skorch's history)
 and the rows it trained per second, over all processes; "fit" is the whole
@@ -37,7 +43,14 @@ def worker(args) -> None:
 
     torch.set_num_threads(1)
     Processes.sparse_mode = args.sparse
-    X, y = make_criteo_like(n_rows=args.n_rows, random_state=0)
+    if args.parquet:
+        from sk_fibinet import ParquetSource
+        from sk_fibinet.data.stream_batches import _StreamBatches
+
+        _StreamBatches.deal_row_groups = args.reading == "dealt"
+        X, y = ParquetSource(args.parquet, target="target"), None
+    else:
+        X, y = make_criteo_like(n_rows=args.n_rows, random_state=0)
     clf = FiBiNETClassifier(
         max_epochs=1,
         early_stopping=False,
@@ -57,8 +70,8 @@ def worker(args) -> None:
         dist.destroy_process_group()
 
 
-def run(world_size: int, sparse: str, args) -> dict:
-    out = Path(args.tmp) / f"ddp_{world_size}_{sparse}.json"
+def run(world_size: int, sparse: str, args, reading: str = "dealt") -> dict:
+    out = Path(args.tmp) / f"ddp_{world_size}_{sparse}_{reading}.json"
     command = [
         __file__,
         "--worker",
@@ -66,6 +79,9 @@ def run(world_size: int, sparse: str, args) -> dict:
         str(world_size),
         "--sparse",
         sparse,
+        "--reading",
+        reading,
+        *(["--parquet", args.parquet] if args.parquet else []),
         "--n-rows",
         str(args.n_rows),
         "--batch-size",
@@ -97,6 +113,15 @@ def main(argv=None) -> None:
     parser.add_argument("--n-rows", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--tmp", default="/tmp")
+    parser.add_argument(
+        "--parquet",
+        nargs="?",
+        const="",
+        default=None,
+        help="fit a ParquetSource (written to --tmp) instead of a DataFrame",
+    )
+    parser.add_argument("--row-group-size", type=int, default=10_000)
+    parser.add_argument("--reading", default="dealt", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--world-size", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--sparse", default="gather", help=argparse.SUPPRESS)
@@ -105,18 +130,34 @@ def main(argv=None) -> None:
     if args.worker:
         worker(args)
         return
-    runs = [(1, "-"), (2, "gather"), (2, "dense")]
-    results = [(w, s, run(w, s if w > 1 else "gather", args)) for w, s in runs]
-    base = results[0][2]["epoch_s"]
-    print(
-        f"\n{args.n_rows:,} Criteo-shaped rows, batch {args.batch_size}, "
-        "1 thread per process"
+    if args.parquet is not None:
+        from criteo_like import make_criteo_like
+
+        args.parquet = str(Path(args.tmp) / f"ddp_{args.n_rows}.parquet")
+        X, y = make_criteo_like(n_rows=args.n_rows, random_state=0)
+        X.assign(target=y).to_parquet(args.parquet, row_group_size=args.row_group_size)
+        runs = [(1, "-", "-"), (2, "gather", "dealt"), (2, "gather", "every")]
+    else:
+        runs = [(1, "-", "-"), (2, "gather", "-"), (2, "dense", "-")]
+    results = [(w, s, r, run(w, s if w > 1 else "gather", args, r)) for w, s, r in runs]
+    base = results[0][3]["epoch_s"]
+    source = (
+        f"a ParquetSource of {args.row_group_size:,}-row groups"
+        if args.parquet
+        else "a DataFrame"
     )
-    print("| processes | sparse sync | epoch s | train rows/s | speed-up | fit s |")
-    print("|---|---|---|---|---|---|")
-    for world_size, sparse, row in results:
+    print(
+        f"\n{args.n_rows:,} Criteo-shaped rows ({source}), batch "
+        f"{args.batch_size}, 1 thread per process"
+    )
+    print(
+        "| processes | sparse sync | row groups read | epoch s | train rows/s "
+        "| speed-up | fit s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for world_size, sparse, reading, row in results:
         print(
-            f"| {world_size} | {sparse} | {row['epoch_s']:.1f} "
+            f"| {world_size} | {sparse} | {reading} | {row['epoch_s']:.1f} "
             f"| {args.n_rows / row['epoch_s']:,.0f} | {base / row['epoch_s']:.2f}x "
             f"| {row['fit_s']:.1f} |"
         )

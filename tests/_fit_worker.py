@@ -165,6 +165,15 @@ def ddp_stream(directory: Path) -> None:
     source = ParquetSource(
         directory / "train.parquet", target="target", batch_size=100, shuffle_buffer=300
     )
+    reads = []  # the row groups of every pass read in a drawn order (the epochs)
+    read_all = source._batches
+
+    def recording(columns, order=None):
+        if order is not None:
+            reads.append(list(order))
+        return read_all(columns, order)
+
+    source._batches = recording
     clf = FiBiNETClassifier(
         **STREAM_PARAMS,
         distributed=True,
@@ -181,6 +190,9 @@ def ddp_stream(directory: Path) -> None:
                 {k: v for k, v in row.items() if k not in ("batches", "dur")}
                 for row in clf.net_.history
             ],
+            "reads": reads,
+            "n_units": len(source._units()),
+            "importances": torch.from_numpy(clf.feature_importances_),
         },
         directory / f"stream_rank{rank}.pt",
     )

@@ -16,7 +16,8 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from sk_fibinet import FiBiNETClassifier
-from sk_fibinet.training.distributed import _ShardedBatchIterator, _SharedStreamBatches
+from sk_fibinet.data.stream_batches import _every_row_group, _ShuffleBuffer
+from sk_fibinet.training.distributed import _ShardedBatchIterator
 from sk_fibinet.training.net import _BatchIterator, _CodesDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -148,41 +149,49 @@ def test_the_shares_of_the_processes_make_up_each_one_process_batch(n_rows):
     assert merged == [sorted(batch) for batch in one]
 
 
-class _Batches:
-    """A stand-in for a streamed pass: fixed batches, a ``skip`` attribute."""
-
-    def __init__(self, sizes):
-        self.sizes, self.skip = sizes, 0
-
-    def __len__(self):
-        return len(self.sizes)
-
-    def __iter__(self):
-        start = 0
-        for size in self.sizes[self.skip :]:
-            rows = torch.arange(start, start + size)  # (size,): row numbers
-            yield rows[:, None], torch.zeros(size, 2)
-            start += size
+def _batches(sizes):
+    """A stand-in for a streamed pass: batches of ``sizes`` rows, numbered."""
+    start = 0
+    for size in sizes:
+        rows = torch.arange(start, start + size)  # (size,): row numbers
+        yield rows[:, None], torch.zeros(size, 2)
+        start += size
 
 
 @pytest.mark.parametrize("sizes", [[32, 32, 5], [32, 32, 2], [32, 1], [7]])
-def test_the_shares_of_a_streamed_pass_make_up_its_batches(sizes):
+def test_shares_of_a_pass_read_by_every_process_make_up_its_batches(sizes):
     world_size = 3
-    one = [codes[:, 0].tolist() for codes, _ in _Batches(sizes)]
+    one = [codes[:, 0].tolist() for codes, _ in _batches(sizes)]
     if len(one) > 1 and len(one[-1]) < world_size:  # the short tail joins
         one = one[:-2] + [one[-2] + one[-1]]
-    shares = []
-    for rank in range(world_size):
-        shared = _SharedStreamBatches(_Batches(sizes), rank=rank, world_size=world_size)
-        shares.append([codes[:, 0].tolist() for codes, target in shared])
+    shares = [
+        [c[:, 0].tolist() for c, _ in _every_row_group(_batches(sizes), r, world_size)]
+        for r in range(world_size)
+    ]
     assert all(len(share) == len(one) for share in shares)
     assert all(len(batch) > 0 for share in shares for batch in share)
     merged = [sorted(sum((s[b] for s in shares), [])) for b in range(len(one))]
     assert merged == [sorted(batch) for batch in one]
-    # a resumed pass skips the batches of the one-process stream
-    shared = _SharedStreamBatches(_Batches(sizes), rank=0, world_size=world_size)
-    shared.skip = 1
-    assert shared.batches.skip == 1
+
+
+@pytest.mark.parametrize("capacity", [10, 25, 64])
+def test_a_shuffle_buffer_yields_the_share_sizes_it_is_given(capacity):
+    sizes = [4, 4, 4, 3, 3]  # 18 rows in 5 steps, as _StreamBatches._deal splits
+    buffer = _ShuffleBuffer(capacity, 8, torch.Generator().manual_seed(0), sizes)
+    out = []
+    for codes, target in _batches([5, 7, 6]):  # record batches of 18 rows
+        out += list(buffer.push(codes, target))
+    out += list(buffer.drain())
+    assert [len(codes) for codes, _ in out] == sizes
+    rows = sorted(torch.cat([codes for codes, _ in out])[:, 0].tolist())
+    assert rows == list(range(18))  # every row once
+    assert buffer.peak <= capacity
+
+    buffer = _ShuffleBuffer(capacity, 8, torch.Generator().manual_seed(0), sizes)
+    with pytest.raises(RuntimeError, match="sized for 18"):
+        for codes, target in _batches([5, 7]):  # fewer rows than sized for
+            list(buffer.push(codes, target))
+        list(buffer.drain())
 
 
 def test_two_processes_train_a_streamed_fit_and_resume_it(tmp_path):
@@ -201,6 +210,15 @@ def test_two_processes_train_a_streamed_fit_and_resume_it(tmp_path):
     assert ranks[0]["history"] == ranks[1]["history"]
     assert torch.equal(ranks[0]["proba"], ranks[1]["proba"])
     assert "valid_loss" in outputs[0] and "valid_loss" not in outputs[1]
+    # each process read its own row groups in the pass that counts the codes
+    # (embedding_l2) and in every epoch, together all of them
+    reads0, reads1 = ranks[0]["reads"], ranks[1]["reads"]
+    assert len(reads0) == len(reads1) == 1 + len(ranks[0]["history"])
+    for mine, theirs in zip(reads0, reads1, strict=True):
+        assert mine and theirs and not set(mine) & set(theirs)
+        assert sorted(mine + theirs) == list(range(ranks[0]["n_units"]))
+    # the first pass's sample and held-out rows were gathered from both
+    assert torch.equal(ranks[0]["importances"], ranks[1]["importances"])
     (checkpoint,) = (tmp_path / "checkpoints").iterdir()  # process 0 wrote it
     assert torch.load(checkpoint, weights_only=True)["finished"]
 

@@ -41,6 +41,7 @@ class StreamSource:
 
     epochs = None  # max_epochs, or until early stopping
     can_hold_out = True
+    processes = None  # a distributed fit's, from open_checkpoint to encode
 
     def __init__(self, source, y=None, sample_weight=None):
         self.source, self.y, self.sample_weight = source, y, sample_weight
@@ -76,6 +77,7 @@ class StreamSource:
 
     def open_checkpoint(self, model, seed: int, processes):
         self.statistics = None
+        self.processes = processes  # the scans below read this process's share
         if processes is not None:  # every process streams the same source
             processes.check_same(
                 _stream_checkpoint.source_fingerprint(model, self.source)
@@ -122,13 +124,15 @@ class StreamSource:
             statistics=statistics,
         )
 
+        processes, self.processes = self.processes, None  # not kept after fit
+
         def counts():
-            stream.scan()  # one read-only pass, if no epoch has run
+            stream.scan(processes)  # one read-only pass, if no epoch has run
             return stream.code_counts
 
         def after_fit():
             if checkpoint is not None and checkpoint.resumed_finished_:
-                stream.scan()  # no epoch ran: read the rows the first would have
+                stream.scan(processes)  # no epoch ran: read what the first would
 
         return Encoded(
             encoder=encoder,

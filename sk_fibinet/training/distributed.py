@@ -1,7 +1,9 @@
 """Data-parallel training over a ``torch.distributed`` process group (torchrun).
 
 Every process is given the same data and fits the encoder, the validation split
-and the seed identically; each takes its own share of every training batch. After
+and the seed identically; each takes its own share of every training batch (from
+a ``ParquetSource``, each reads its own row groups: see
+:class:`~sk_fibinet.data.stream_batches._StreamBatches`). After
 each backward pass the gradients are summed over the processes (dense ones with
 one all-reduce, the sparse embedding gradients by gathering their rows, which
 works on gloo and NCCL alike), so every process applies the same update and the
@@ -134,6 +136,24 @@ class Processes:
         gather(out, tensor)
         return out.view(self.world_size, *tensor.shape)
 
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum of every process's ``tensor``, on the host."""
+        out = self._to_comm(tensor.clone())
+        _dist().all_reduce(out)
+        return out.cpu()
+
+    def gather_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every process's ``(n_r, ...)`` rows one after the other, by rank,
+        on the host; ``n_r`` may differ between processes."""
+        counts = self.all_gather(torch.tensor([tensor.shape[0]])).reshape(-1).cpu()
+        longest = int(counts.max())
+        if longest == 0:  # no process has a row
+            return tensor.cpu()
+        padded = tensor.new_zeros((longest, *tensor.shape[1:]))  # (longest, ...)
+        padded[: tensor.shape[0]] = tensor
+        everyone = self.all_gather(padded).cpu()  # (world_size, longest, ...)
+        return torch.cat([everyone[r, : counts[r]] for r in range(self.world_size)])
+
     def broadcast_seed(self, seed: int) -> int:
         """Process 0's seed (``random_state=None`` draws one per process)."""
         value = torch.tensor([seed], dtype=torch.int64)
@@ -167,11 +187,6 @@ class Processes:
         return _ShardedBatchIterator(
             dataset, batch_size, seed, rank=self.rank, world_size=self.world_size
         )
-
-    def share_stream(self, batches) -> _SharedStreamBatches:
-        """This process's share of every batch of a streamed pass, ``batches``
-        (what ``_StreamDataset.batches`` returns)."""
-        return _SharedStreamBatches(batches, rank=self.rank, world_size=self.world_size)
 
     @torch.no_grad()
     def reduce_gradients(
@@ -330,56 +345,6 @@ class _ShardedBatchIterator(_BatchIterator):
         for start, stop in zip(starts[:-1], starts[1:], strict=True):
             idx = order[start:stop][self.rank :: self.world_size]  # (share,)
             yield codes[idx], target[idx]
-
-
-class _SharedStreamBatches:
-    """Each process's share of every batch of a streamed pass.
-
-    Every process streams the same source with the same seed, so all of them
-    draw the same batches from the same shuffle buffer; process ``rank`` takes
-    rows ``rank, rank + world_size, ...`` of each, as :class:`_ShardedBatchIterator`
-    does for rows in memory. A batch with fewer rows than processes (only the
-    last of a pass can be one) joins the batch before it, so every process has
-    rows in every step. Each process reads and encodes every row; the training
-    arithmetic is what is divided.
-    """
-
-    def __init__(self, batches, *, rank: int, world_size: int):
-        self.batches = batches
-        self.rank = rank
-        self.world_size = world_size
-
-    @property
-    def skip(self) -> int:
-        """Batches of the next pass to leave out (a resumed fit), as counted
-        by the one-process stream."""
-        return self.batches.skip
-
-    @skip.setter
-    def skip(self, value: int) -> None:
-        self.batches.skip = value
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self):
-        pending = None
-        for codes, target in self.batches:  # (batch, F), (batch, 2)
-            if pending is not None and codes.shape[0] < self.world_size:
-                pending = (
-                    torch.cat([pending[0], codes]),  # (batch + tail, F)
-                    torch.cat([pending[1], target]),  # (batch + tail, 2)
-                )
-                continue
-            if pending is not None:
-                yield self._share(*pending)
-            pending = codes, target
-        if pending is not None:
-            yield self._share(*pending)
-
-    def _share(self, codes: torch.Tensor, target: torch.Tensor):
-        step = slice(self.rank, None, self.world_size)
-        return codes[step], target[step]  # (share, F), (share, 2)
 
 
 class _SyncProcesses(Callback):

@@ -212,9 +212,8 @@ class _FiBiNETNet(NeuralNet):
             seed = self.shuffle_seed + len(self.history)
             processes = getattr(self, "processes_", None)  # a distributed fit
             if isinstance(dataset, torch.utils.data.IterableDataset):
-                iterator = dataset.batches(self.batch_size, seed)  # stream_batches.py
-                if processes is not None:
-                    iterator = processes.share_stream(iterator)
+                # stream_batches.py; a distributed fit: this process's share
+                iterator = dataset.batches(self.batch_size, seed, processes)
             elif processes is None:
                 iterator = _BatchIterator(dataset, self.batch_size, seed)
             else:
