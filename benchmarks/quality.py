@@ -577,12 +577,15 @@ MODELS = {
     "FiBiNET++ (variant='fibinet++')": lambda X, seed: FiBiNETClassifier(
         random_state=seed, **{"variant": "fibinet++", **FIBINET_PARAMS}
     ),
-    "FiBiNET (target_stats='auto')": lambda X, seed: FiBiNETClassifier(
-        random_state=seed, **{"target_stats": "auto", **FIBINET_PARAMS}
+    "FiBiNET (target_stats=None)": lambda X, seed: FiBiNETClassifier(
+        random_state=seed, **{"target_stats": None, **FIBINET_PARAMS}
     ),
-    "FiBiNET++ (target_stats='auto')": lambda X, seed: FiBiNETClassifier(
+    "FiBiNET (target_stats='all')": lambda X, seed: FiBiNETClassifier(
+        random_state=seed, **{"target_stats": "all", **FIBINET_PARAMS}
+    ),
+    "FiBiNET++ (target_stats='all')": lambda X, seed: FiBiNETClassifier(
         random_state=seed,
-        **{"variant": "fibinet++", "target_stats": "auto", **FIBINET_PARAMS},
+        **{"variant": "fibinet++", "target_stats": "all", **FIBINET_PARAMS},
     ),
     "HistGradientBoosting": hgb,
     "LogReg one-hot": logreg,

@@ -28,8 +28,9 @@ START, END = "<!-- quality:start -->", "<!-- quality:end -->"
 ORDER = [
     "FiBiNET (defaults)",
     "FiBiNET++ (variant='fibinet++')",
-    "FiBiNET (target_stats='auto')",
-    "FiBiNET++ (target_stats='auto')",
+    "FiBiNET (target_stats=None)",
+    "FiBiNET (target_stats='all')",
+    "FiBiNET++ (target_stats='all')",
     "HistGradientBoosting",
     "LightGBM",
     "CatBoost",

@@ -42,7 +42,7 @@ def mixed():
 def make_ids(n=1600, seed=0, n_solo=0):
     """A str user ID (its rate carries the signal, some missing), an int item
     ID mostly fixed by the user (their pair refines both) and a number:
-    target_stats="auto" picks both IDs and the pair. The first ``n_solo``
+    target_stats="all" picks both IDs and the pair. The first ``n_solo``
     users are rare, one row each. Returns ``X`` and a noisy score."""
     rng = np.random.default_rng(seed)
     user = rng.integers(0, 70, n)

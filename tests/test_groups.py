@@ -38,7 +38,7 @@ def impressions(n_impressions=600, size=4, n_users=60, seed=0):
 def training_statistics(groups):
     """The user statistic of every training row, and those rows' targets."""
     X, y, g = impressions()
-    model = FiBiNETClassifier(**FAST, target_stats="auto")
+    model = FiBiNETClassifier(**FAST, target_stats="all")
     source = FrameSource(X, y, groups=g if groups else None)
     source.check(model)
     frame, statistics = source._with_statistics(model, 0, None, None)
@@ -74,9 +74,9 @@ def test_early_stopping_rows_are_whole_groups():
 
 def test_fit_with_groups_trains_and_predicts():
     X, y, g = impressions()
-    clf = FiBiNETClassifier(**FAST, target_stats="auto").fit(X, y, groups=g)
+    clf = FiBiNETClassifier(**FAST, target_stats="all").fit(X, y, groups=g)
     assert clf.predict_proba(X).shape == (len(X), 2)
-    again = FiBiNETClassifier(**FAST, target_stats="auto").fit(X, y, groups=g)
+    again = FiBiNETClassifier(**FAST, target_stats="all").fit(X, y, groups=g)
     np.testing.assert_array_equal(clf.predict_proba(X), again.predict_proba(X))
 
 

@@ -409,7 +409,7 @@ def held_out_ids(X):
 def fit_ids(estimator, y, X, **params):
     model = estimator(
         **SMALL,
-        target_stats="auto",
+        target_stats="all",
         categorical_features=["user", "item"],
         **params,
     ).fit(X, y)

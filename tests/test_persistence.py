@@ -442,7 +442,7 @@ def test_version_1_files_with_derived_buffers_still_load(tmp_path):
 def _with_stats(estimator, X, y):
     model = estimator(
         **{**SMALL, "max_epochs": 2},
-        target_stats="auto",
+        target_stats="all",
         categorical_features=["user", "item"],
     ).fit(X, y)
     assert model.target_stats_ is not None
@@ -495,7 +495,7 @@ def test_partial_fit_after_loading_continues_the_target_statistics(tmp_path):
     X, score = make_ids(n=2000)
     y = (score > 0).astype(int)
     clf = FiBiNETClassifier(
-        **SMALL, target_stats="auto", categorical_features=["user", "item"]
+        **SMALL, target_stats="all", categorical_features=["user", "item"]
     )
     clf.partial_fit(X[:1200], y[:1200], classes=[0, 1])
     save_model(clf, tmp_path / "model.pt")

@@ -8,7 +8,11 @@ from sklearn.model_selection import PredefinedSplit
 from sklearn.preprocessing import TargetEncoder
 
 from sk_fibinet.preprocessing.cross_fitting import assign_folds
-from sk_fibinet.preprocessing.target_selection import PairSketch, select_columns
+from sk_fibinet.preprocessing.target_selection import (
+    PairSketch,
+    select_columns,
+    selection_rule,
+)
 from sk_fibinet.preprocessing.target_stats import TargetStatistics
 
 
@@ -289,6 +293,35 @@ def test_selection_picks_the_dense_pair_and_refuses_the_unique_ones():
         ("a", "b")
     ]
     assert select_columns(counts, len(X))[1] == []
+
+
+def test_auto_rule_needs_enough_rows_and_ids_with_few_rows_each():
+    n = 60_000
+    counts = {
+        "thin": pd.Series(np.full(3_000, 20)),  # 20 rows per value
+        "thin2": pd.Series(np.full(2_000, 30)),  # 30 rows per value
+        "thick": pd.Series(np.full(200, 300)),  # 300 rows per value
+    }
+    summary = pd.DataFrame(
+        {"n_rows": n, "n_distinct": 40_000.0, "repeated_share": 0.6},
+        index=pd.MultiIndex.from_tuples(
+            [("thin", "thin2"), ("thin", "thick"), ("thin2", "thick")]
+        ),
+    )
+    every = select_columns(counts, n, summary, **selection_rule("all"))
+    assert every[0] == ["thin", "thin2", "thick"]
+    assert len(every[1]) == 3
+    auto = select_columns(counts, n, summary, **selection_rule("auto"))
+    assert auto == (["thin", "thin2"], [("thin", "thin2")])
+    # fewer training rows than AUTO_RULE's 50,000: nothing under "auto"
+    small = {k: v * 0.8 for k, v in counts.items()}  # 48,000 rows
+    assert select_columns(small, 48_000, summary, **selection_rule("auto")) == (
+        [],
+        [],
+    )
+    assert select_columns(small, 48_000, summary)[0] == ["thin", "thin2", "thick"]
+    with pytest.raises(ValueError, match="target_stats must be 'auto', 'all'"):
+        selection_rule("yes")
 
 
 def test_pair_sketch_is_exact_below_k_and_close_above():

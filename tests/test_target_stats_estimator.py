@@ -34,14 +34,14 @@ def _ids(n=6000, seed=0, n_users=300):
 def test_statistics_of_an_id_follow_its_rate_and_of_noise_ids_gain_nothing():
     X, y, logit = _ids()
     tr, te = slice(0, 4500), slice(4500, None)
-    clf = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(X[tr], y[tr])
+    clf = FiBiNETClassifier(**PARAMS, target_stats="all").fit(X[tr], y[tr])
     names = clf.encoder_.column_names_
     assert "user:te" in names and "noise_id:te" in names  # both pass the rule
     # prediction rows get the statistics of the training rows: the user's rate
     rate = clf.target_stats_.transform(X[te])["user:te"].to_numpy()
     assert np.corrcoef(rate, logit[te] - 0.5 * X["x"].to_numpy()[te])[0, 1] > 0.8
     # the noise IDs' statistics carry no held-out signal (out-of-fold values)
-    alone = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(
+    alone = FiBiNETClassifier(**PARAMS, target_stats="all").fit(
         X[tr][["noise_id"]], y[tr]
     )
     auc = roc_auc_score(y[te], alone.predict_proba(X[te][["noise_id"]])[:, 1])
@@ -51,7 +51,7 @@ def test_statistics_of_an_id_follow_its_rate_and_of_noise_ids_gain_nothing():
 
 def test_explanations_fold_statistics_into_their_columns_and_add_up():
     X, y, _ = _ids(n=3000)
-    clf = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(X, y)
+    clf = FiBiNETClassifier(**PARAMS, target_stats="all").fit(X, y)
     assert clf.feature_importances_.shape == (3,)
     assert_allclose(clf.feature_importances_.sum(), 1.0)
     phi = clf.explain(X[:40])
@@ -66,17 +66,17 @@ def test_explanations_fold_statistics_into_their_columns_and_add_up():
 def test_multiclass_regressor_weights_and_partial_fit():
     X, y, logit = _ids(n=3000)
     y3 = np.digitize(logit, [-0.5, 0.5])
-    clf = FiBiNETClassifier(**PARAMS, target_stats="auto").fit(X, y3)
+    clf = FiBiNETClassifier(**PARAMS, target_stats="all").fit(X, y3)
     assert "user:te[2]" in clf.encoder_.column_names_
     assert clf.predict_proba(X[:5]).shape == (5, 3)
     weights = np.where(y == 1, 2.0, 1.0)
-    reg = FiBiNETRegressor(**PARAMS, target_stats="auto").fit(
+    reg = FiBiNETRegressor(**PARAMS, target_stats="all").fit(
         X, logit, sample_weight=weights
     )
     assert "user:te" in reg.encoder_.column_names_
     assert np.corrcoef(reg.predict(X), logit)[0, 1] > 0.5
     # partial_fit: the first chunk's out-of-fold statistics, then ordered ones
-    inc = FiBiNETClassifier(**PARAMS, target_stats="auto")
+    inc = FiBiNETClassifier(**PARAMS, target_stats="all")
     inc.partial_fit(X[:1500], y[:1500], classes=[0, 1])
     seen = inc.target_stats_.n_rows_
     inc.partial_fit(X[1500:], y[1500:])
@@ -87,7 +87,7 @@ def test_multiclass_regressor_weights_and_partial_fit():
 def test_arrays_get_no_statistics():
     X, y, _ = _ids(n=1200)
     clf = FiBiNETClassifier(
-        **PARAMS, target_stats="auto", categorical_features=[0, 1]
+        **PARAMS, target_stats="all", categorical_features=[0, 1]
     ).fit(X.to_numpy(), y)
     assert clf.target_stats_ is None  # DataFrame columns only
     assert clf.encoder_.column_names_ == ["0", "1", "2"]
@@ -102,7 +102,7 @@ def test_prediction_statistics_take_in_the_early_stopping_rows():
     X, y, _ = _ids(n=3000)
     clf = FiBiNETClassifier(
         **{**PARAMS, "early_stopping": True, "validation_fraction": 0.2},
-        target_stats="auto",
+        target_stats="all",
     ).fit(X, y)
     fitted = clf.target_stats_
     every_row = TargetStatistics(fitted.columns, fitted.pairs, seed=1)
@@ -111,3 +111,32 @@ def test_prediction_statistics_take_in_the_early_stopping_rows():
     assert_allclose(
         fitted.transform(X).to_numpy(), every_row.transform(X).to_numpy(), atol=1e-12
     )
+
+
+def test_classifier_default_adds_statistics_only_where_the_auto_rule_holds():
+    from sk_fibinet.data.features import plan_statistics
+
+    rng = np.random.default_rng(0)
+    n = 60_000
+    X = pd.DataFrame(
+        {
+            "user": pd.Series(rng.integers(0, 3_000, n).astype(str), dtype="str"),
+            "city": pd.Series(rng.integers(0, 100, n).astype(str), dtype="str"),
+        }
+    )
+    assert FiBiNETClassifier().target_stats == "auto"
+    assert FiBiNETRegressor().target_stats is None
+    # user: 20 rows per value (chosen); city: 600 (learnt by its embedding)
+    plan = plan_statistics(FiBiNETClassifier(), X, seed=0)
+    assert plan is not None and plan.columns == ["user"] and plan.pairs == []
+    every = plan_statistics(FiBiNETClassifier(target_stats="all"), X, seed=0)
+    assert every.columns == ["user", "city"]
+    assert plan_statistics(FiBiNETClassifier(), X.iloc[:40_000], seed=0) is None
+
+
+def test_classifier_default_on_a_small_table_is_the_model_without_statistics():
+    X, y = _ids(n=3000)[:2]
+    default = FiBiNETClassifier(**PARAMS).fit(X, y)
+    off = FiBiNETClassifier(**PARAMS, target_stats=None).fit(X, y)
+    assert default.target_stats_ is None
+    assert_allclose(default.predict_proba(X), off.predict_proba(X), rtol=0, atol=0)

@@ -1,4 +1,4 @@
-"""target_stats="auto" in a fit streamed from Parquet: the in-memory statistics."""
+"""target_stats="all" in a fit streamed from Parquet: the in-memory statistics."""
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from sk_fibinet.training.engine import draw_seed
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-PARAMS = dict(FAST, max_epochs=2, batch_size=128, target_stats="auto")
+PARAMS = dict(FAST, max_epochs=2, batch_size=128, target_stats="all")
 SOURCE = dict(target="target", batch_size=170, shuffle_buffer=400)
 
 

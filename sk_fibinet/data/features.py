@@ -19,6 +19,7 @@ from ..preprocessing.target_selection import (
     PairSketch,
     candidate_pairs,
     select_columns,
+    selection_rule,
 )
 from ..preprocessing.target_stats import TargetStatistics
 
@@ -74,7 +75,8 @@ def plan_statistics(model, frame, seed: int):
     by :func:`~sk_fibinet.preprocessing.target_stats.select_columns` (more
     than 50 distinct values, at least half of the rows sharing their value
     with another row; a pair must refine both of its columns; at most 12
-    pairs). Only DataFrame columns qualify.
+    pairs; under ``"auto"`` also at least 50,000 rows and at most 50 rows per
+    value). Only DataFrame columns qualify.
 
     Returns
     -------
@@ -83,6 +85,9 @@ def plan_statistics(model, frame, seed: int):
     """
     if model.target_stats is None or not isinstance(frame, pd.DataFrame):
         return None
+    rule = selection_rule(model.target_stats)
+    if len(frame) < rule.get("min_rows", 0):
+        return None  # "auto" on a small table: nothing to count
     names = [str(c) for c in frame.columns]
     mask = resolve_categorical_mask(
         model.categorical_features, list(frame.columns), list(frame.dtypes), True
@@ -94,14 +99,14 @@ def plan_statistics(model, frame, seed: int):
     }
     if not counts:
         return None
-    columns, _ = select_columns(counts, len(frame))
+    columns, _ = select_columns(counts, len(frame), **rule)
     pairs = candidate_pairs(columns)
     summary = None
     if pairs:
         sketch = PairSketch(pairs)
         sketch.update(frame)
         summary = sketch.summary()
-    columns, pairs = select_columns(counts, len(frame), summary)
+    columns, pairs = select_columns(counts, len(frame), summary, **rule)
     if not columns and not pairs:
         return None
     return TargetStatistics(columns, pairs, seed=seed)

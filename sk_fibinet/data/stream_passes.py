@@ -47,6 +47,7 @@ from ..preprocessing.target_selection import (
     PairSketch,
     candidate_pairs,
     select_columns,
+    selection_rule,
 )
 from ..preprocessing.target_stats import TargetStatistics
 from .features import make_encoder
@@ -221,7 +222,8 @@ def _target_statistics(
     """
     if not train_counts:
         return None, None, []
-    columns, _ = select_columns(train_counts, n_train)
+    rule = selection_rule(estimator.target_stats)
+    columns, _ = select_columns(train_counts, n_train, **rule)
     pairs = candidate_pairs(columns)
     summary = None
     if pairs:
@@ -231,7 +233,7 @@ def _target_statistics(
         ):
             sketch.update(frame[train] if not train.all() else frame)
         summary = sketch.summary()
-    columns, pairs = select_columns(train_counts, n_train, summary)
+    columns, pairs = select_columns(train_counts, n_train, summary, **rule)
     if not columns and not pairs:
         return None, None, []
     statistics = TargetStatistics(columns, pairs, seed=seed)

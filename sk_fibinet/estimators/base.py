@@ -134,7 +134,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         "variant": [StrOptions({"fibinet", "fibinet++"})],
         "distributed": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
-        "target_stats": [StrOptions({"auto"}), None],
+        "target_stats": [StrOptions({"auto", "all"}), None],
     }
 
     # What the error names when the (adjusted) sample weights sum to zero.

@@ -162,14 +162,19 @@ _TEXTS = {
     "target_stats": """
         Add cross-fitted target statistics of high-cardinality categorical
         columns and of chosen pairs of them as numeric fields (what CatBoost
-        learns from IDs). ``"auto"`` picks DataFrame columns with more than 50
+        learns from IDs). ``"all"`` picks DataFrame columns with more than 50
         distinct values whose values mostly repeat, and pairs of them that
-        refine both columns (at most 12; see :doc:`/encoding`). The training
+        refine both columns (at most 12; see :doc:`/encoding`); ``"auto"``
+        those of them with at most 50 training rows per value, on tables of at
+        least 50,000 training rows (where each ID has too few rows for its
+        embedding to learn its rate, and enough rows in all for the
+        statistics not to be noise). The training
         rows get out-of-fold statistics (5 folds, by row or by the ``groups``
         given to ``fit``), the early-stopping rows statistics of the training
         rows only; once fitted, the statistics take in every row, for
         prediction. ``partial_fit`` chunks after the first get the statistics
-        of the chunks before them. A fit on a :class:`ParquetSource` computes
+        of the chunks before them (the first chunk chooses the columns: under
+        ``"auto"`` a first chunk of fewer than 50,000 rows adds none). A fit on a :class:`ParquetSource` computes
         the same statistics with one or two more passes over the chosen
         columns. None adds none.
         """,
