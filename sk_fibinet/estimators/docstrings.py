@@ -169,7 +169,7 @@ _TEXTS = {
         least 50,000 training rows (where each ID has too few rows for its
         embedding to learn its rate, and enough rows in all for the
         statistics not to be noise). The training
-        rows get out-of-fold statistics (5 folds, by row or by the ``groups``
+        rows get out-of-fold statistics (10 folds, by row or by the ``groups``
         given to ``fit``), the early-stopping rows statistics of the training
         rows only; once fitted, the statistics take in every row, for
         prediction. ``partial_fit`` chunks after the first get the statistics

@@ -56,8 +56,12 @@ class TargetStatistics(_StateMixin):
     pairs : list of (str, str)
         Column pairs to compute statistics of (their columns need not be in
         ``columns``).
-    n_folds : int, default=5
-        Number of cross-fitting folds.
+    n_folds : int, default=10
+        Number of cross-fitting folds. 10 rather than scikit-learn's 5: a
+        training row's statistic then counts 90 % of the rows a prediction's
+        does, not 80 %, and on the quality benchmark (3 seeds) Book-Crossing
+        went 0.8628 -> 0.8706 ROC AUC and MIND 0.7251 -> 0.7259 (20 folds:
+        0.8735, but MIND 0.7230).
     smooth : "auto" or float >= 0, default="auto"
         Weight ``m`` of the prior in the m-estimate; ``"auto"`` is
         ``TargetEncoder``'s empirical-Bayes choice per value.
@@ -100,7 +104,7 @@ class TargetStatistics(_StateMixin):
         columns,
         pairs=(),
         *,
-        n_folds=5,
+        n_folds=10,
         smooth="auto",
         prior="out_of_fold",
         seed=0,
