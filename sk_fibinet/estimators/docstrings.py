@@ -174,9 +174,9 @@ _TEXTS = {
         rows only; once fitted, the statistics take in every row, for
         prediction. ``partial_fit`` chunks after the first get the statistics
         of the chunks before them (the first chunk chooses the columns: under
-        ``"auto"`` a first chunk of fewer than 50,000 rows adds none). A fit on a :class:`ParquetSource` computes
-        the same statistics with one or two more passes over the chosen
-        columns. None adds none.
+        ``"auto"`` a first chunk of fewer than 50,000 rows adds none). A fit
+        on a :class:`ParquetSource` computes the same statistics with one or
+        two more passes over the chosen columns. None adds none.
         """,
     # -------------------------------------------------------------- attributes
     "n_features_in_": "Number of input columns.",
