@@ -379,3 +379,33 @@ def test_lookup_tables_and_state_reproduce_transform_exactly(smooth):
     for stats in (ts, again):
         stats.update(more, np.ones((100, 2)), positions=np.arange(400, 500))
     pd.testing.assert_frame_equal(again.transform(rows), ts.transform(rows))
+
+
+def test_held_out_gain_separates_signal_from_noise():
+    from sk_fibinet.preprocessing.target_evidence import MIN_GAIN, held_out_gain
+
+    rng = np.random.default_rng(1)
+    n = 6000
+    user = rng.integers(0, 300, n)
+    rate = rng.normal(scale=1.5, size=300)
+    y = (rate[user] + rng.logistic(size=n) > 0).astype(float)
+    frame = pd.DataFrame(
+        {
+            "user": user.astype(str),
+            "noise": rng.permutation(np.repeat(np.arange(n // 2), 2)).astype(str),
+        }
+    )
+    ts = TargetStatistics(["user", "noise"], seed=0)
+    positions = np.arange(n)
+    ts.update(frame, y, positions=positions)
+    oof = ts.out_of_fold(frame, positions).to_numpy()
+    folds = assign_folds(positions, ts.n_folds, ts.seed)
+    gain = held_out_gain(oof, y, None, folds)
+    assert gain[0] > 0.05 and gain[1] < MIN_GAIN, gain
+    # with weights: the rows' errors count by weight, the verdicts stand
+    w = rng.integers(1, 4, n).astype(float)
+    weighted = held_out_gain(oof, y, w, folds)
+    assert weighted[0] > 0.05 and weighted[1] < MIN_GAIN, weighted
+    assert not np.allclose(weighted, gain)
+    # a target that never varies: nothing to explain, no error
+    assert_allclose(held_out_gain(oof, np.ones(n), None, folds), 0.0)

@@ -140,3 +140,44 @@ def test_classifier_default_on_a_small_table_is_the_model_without_statistics():
     off = FiBiNETClassifier(**PARAMS, target_stats=None).fit(X, y)
     assert default.target_stats_ is None
     assert_allclose(default.predict_proba(X), off.predict_proba(X), rtol=0, atol=0)
+
+
+def test_auto_leaves_out_statistics_without_held_out_evidence(monkeypatch):
+    """The noise ID passes every size test (each value in two rows) but its
+    out-of-fold statistic predicts nothing on the other folds: "auto" drops it
+    and keeps the user, whose rate is the signal; "all" keeps both."""
+    from sk_fibinet.preprocessing import target_selection
+
+    monkeypatch.setitem(target_selection.AUTO_RULE, "min_rows", 0)  # a small table
+    X, y, _ = _ids(n=3000)
+    auto = FiBiNETClassifier(**PARAMS).fit(X, y)
+    every = FiBiNETClassifier(**PARAMS, target_stats="all").fit(X, y)
+    assert every.target_stats_.columns == ["user", "noise_id"]
+    assert auto.target_stats_.columns == ["user"]
+    assert auto.target_stats_.feature_names_ == ["user:te"]
+    assert "noise_id:te" not in auto.encoder_.column_names_
+    assert auto.feature_importances_.shape == (3,)
+    # only noise: no statistics at all, the model without them
+    Xn = X[["noise_id", "x"]]
+    noise = FiBiNETClassifier(**PARAMS).fit(Xn, y)
+    off = FiBiNETClassifier(**PARAMS, target_stats=None).fit(Xn, y)
+    assert noise.target_stats_ is None
+    assert_allclose(noise.predict_proba(Xn), off.predict_proba(Xn), rtol=0, atol=0)
+
+
+def test_auto_gate_in_partial_fit_and_after_save_and_load(monkeypatch, tmp_path):
+    from sk_fibinet import load_model, save_model
+    from sk_fibinet.preprocessing import target_selection
+
+    monkeypatch.setitem(target_selection.AUTO_RULE, "min_rows", 0)
+    X, y, _ = _ids(n=3000)
+    inc = FiBiNETClassifier(**PARAMS)
+    inc.partial_fit(X[:2000], y[:2000], classes=[0, 1])
+    assert inc.target_stats_.columns == ["user"]
+    save_model(inc, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.target_stats_.feature_names_ == ["user:te"]
+    assert_allclose(loaded.predict_proba(X[2000:]), inc.predict_proba(X[2000:]))
+    inc.partial_fit(X[2000:], y[2000:])  # later chunks keep the chosen sources
+    assert inc.target_stats_.columns == ["user"]
+    assert inc.target_stats_.n_rows_ == len(X)

@@ -208,3 +208,29 @@ def test_streamed_target_stats_resume_and_are_in_the_checkpoint_digest(
     plain = dict(ck, target_stats=None, checkpoint_dir=tmp_path / "ck3")
     FiBiNETClassifier(**plain).fit(ParquetSource(tmp_path / "a.parquet", **source))
     FiBiNETClassifier(**plain).fit(ParquetSource(tmp_path / "b.parquet", **source))
+
+
+def test_streamed_auto_leaves_out_the_same_statistics_as_in_memory(
+    tmp_path, monkeypatch
+):
+    """The evidence gate of "auto" reads the bin sample's training rows of a
+    streamed fit: every row here, so the kept columns and pairs and the
+    statistics are the in-memory fit's."""
+    from sk_fibinet.preprocessing import target_selection
+
+    monkeypatch.setitem(target_selection.AUTO_RULE, "min_rows", 0)  # a small table
+    X, y, _ = _ids()
+    X, y = _write(tmp_path / "t.parquet", X, y)
+    params = dict(PARAMS, early_stopping=False, target_stats="auto")
+    streamed = FiBiNETClassifier(**params).fit(
+        ParquetSource(tmp_path / "t.parquet", **SOURCE)
+    )
+    in_memory = FiBiNETClassifier(**params).fit(X, y)
+    every = FiBiNETClassifier(**dict(params, target_stats="all")).fit(X, y)
+    a, b = streamed.target_stats_, in_memory.target_stats_
+    assert "noise_id" in every.target_stats_.columns
+    assert "noise_id" not in a.columns
+    assert (a.columns, a.pairs) == (b.columns, b.pairs)
+    assert a.feature_names_ == b.feature_names_
+    assert_array_equal(a.transform(X).to_numpy(), b.transform(X).to_numpy())
+    assert streamed.encoder_.column_names_ == in_memory.encoder_.column_names_

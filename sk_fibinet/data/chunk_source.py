@@ -23,7 +23,13 @@ from ..nn.embedding import code_counts
 from ..preprocessing.categories import OTHER_CODE
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
-from .features import _target_weight, make_encoder, plan_statistics, with_statistics
+from .features import (
+    _target_weight,
+    gate_statistics,
+    make_encoder,
+    plan_statistics,
+    with_statistics,
+)
 
 
 class UnknownCategoryWarning(UserWarning):
@@ -120,6 +126,17 @@ class ChunkSource:
         )
         if self.first:
             values = statistics.out_of_fold(frame, positions).to_numpy()  # (n, k)
+            kept = gate_statistics(
+                model,
+                statistics,
+                values,
+                model._statistics_target(self.target),
+                self.weight,
+                positions,
+            )
+            if kept is None:
+                return frame, None
+            values = values[:, kept]  # (n, k kept)
         statistics.rows_seen_ = start + len(frame)
         return with_statistics(frame, statistics.feature_names_, values), statistics
 

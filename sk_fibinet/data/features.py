@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 
 from ..preprocessing.categories import category_counts, resolve_categorical_mask
+from ..preprocessing.cross_fitting import assign_folds
 from ..preprocessing.encoding import FieldEncoder
+from ..preprocessing.target_evidence import MIN_GAIN, held_out_gain
 from ..preprocessing.target_selection import (
     PairSketch,
     candidate_pairs,
@@ -76,7 +78,8 @@ def plan_statistics(model, frame, seed: int):
     than 50 distinct values, at least half of the rows sharing their value
     with another row; a pair must refine both of its columns; at most 12
     pairs; under ``"auto"`` also at least 50,000 rows and at most 50 rows per
-    value). Only DataFrame columns qualify.
+    value; :func:`gate_statistics` then drops those without held-out
+    evidence). Only DataFrame columns qualify.
 
     Returns
     -------
@@ -110,6 +113,52 @@ def plan_statistics(model, frame, seed: int):
     if not columns and not pairs:
         return None
     return TargetStatistics(columns, pairs, seed=seed)
+
+
+def gate_statistics(model, statistics, values, target, weight, positions):
+    """Under ``target_stats="auto"``, leave out the statistics without evidence.
+
+    A column or pair is kept when the out-of-fold statistics of the training
+    rows (``values``) remove at least
+    :data:`~sk_fibinet.preprocessing.target_evidence.MIN_GAIN` of the squared
+    error of the target's mean on held-out folds
+    (:func:`~sk_fibinet.preprocessing.target_evidence.held_out_gain`; a
+    multiclass source sums its classes). ``"all"`` keeps every one.
+
+    Parameters
+    ----------
+    model : BaseFiBiNET
+    statistics : TargetStatistics
+        Updated with the training rows; :meth:`~TargetStatistics.keep` is
+        applied to it.
+    values : ndarray of shape (n_samples, len(statistics.feature_names_))
+        The training rows' out-of-fold statistics.
+    target : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        The target given to ``statistics.update``.
+    weight : ndarray of shape (n_samples,) or None
+    positions : ndarray of int of shape (n_samples,)
+        The positions (or group codes) given to ``statistics.update``.
+
+    Returns
+    -------
+    kept : ndarray of int or None
+        The kept output columns (indices into the old ``feature_names_``); None
+        when no source is kept (the fit then has no statistics).
+    """
+    n_out = len(statistics.feature_names_)
+    if model.target_stats != "auto":
+        return np.arange(n_out)
+    folds = assign_folds(positions, statistics.n_folds, statistics.seed)  # (n,)
+    gain = held_out_gain(values, target, weight, folds)  # (n_out,)
+    names = list(statistics.feature_names_)
+    by_source = {}
+    for j, name in enumerate(names):
+        by_source.setdefault(statistics.sources_[name], []).append(j)
+    keep = [s for s, cols in by_source.items() if gain[cols].sum() >= MIN_GAIN]
+    if not keep:
+        return None
+    statistics.keep(keep)
+    return np.concatenate([by_source[s] for s in keep])
 
 
 def with_statistics(frame, names, values) -> pd.DataFrame:

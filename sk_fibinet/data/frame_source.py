@@ -19,7 +19,13 @@ from ..nn.embedding import code_counts
 from ..training import checkpoint as _checkpoint
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
-from .features import _target_weight, make_encoder, plan_statistics, with_statistics
+from .features import (
+    _target_weight,
+    gate_statistics,
+    make_encoder,
+    plan_statistics,
+    with_statistics,
+)
 from .held_out import add_held_out_rows
 
 
@@ -159,14 +165,15 @@ class FrameSource:
         positions = np.arange(len(train_frame))
         if self.group_codes is not None:
             positions = self.group_codes[rows]  # (n_train,)
-        statistics.update(
-            train_frame,
-            model._statistics_target(self.target[rows]),
-            weight=self.weight[rows],
-            positions=positions,
-        )
-        values = np.empty((len(frame), len(statistics.feature_names_)))  # (n, k)
-        values[rows] = statistics.out_of_fold(train_frame, positions).to_numpy()
+        target = model._statistics_target(self.target[rows])
+        weight = self.weight[rows]
+        statistics.update(train_frame, target, weight=weight, positions=positions)
+        oof = statistics.out_of_fold(train_frame, positions).to_numpy()  # (n_train, k)
+        kept = gate_statistics(model, statistics, oof, target, weight, positions)
+        if kept is None:
+            return frame, None
+        values = np.empty((len(frame), len(kept)))  # (n, k)
+        values[rows] = oof[:, kept]
         if va is not None:
             va = va.numpy()
             values[va] = statistics.transform(frame.iloc[va]).to_numpy()

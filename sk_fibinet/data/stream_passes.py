@@ -50,7 +50,7 @@ from ..preprocessing.target_selection import (
     selection_rule,
 )
 from ..preprocessing.target_stats import TargetStatistics
-from .features import make_encoder
+from .features import gate_statistics, make_encoder
 from .held_out import _statistic_values, _uniform_hash
 
 # Category counts of this many batches are summed at once (summing each batch
@@ -265,13 +265,28 @@ def _target_statistics(
         lo, hi = np.searchsorted(sample, [positions[0], positions[-1] + 1])
         if hi > lo:
             at = sample[lo:hi] - positions[0]
-            kept.append((rows.iloc[at], positions[at], train[at]))
+            kept.append(
+                (rows.iloc[at], positions[at], train[at], target[at], weight[at])
+            )
     statistics.rows_seen_ = source.n_rows  # positions of a later partial_fit
-    frame = pd.concat([f for f, _, _ in kept], ignore_index=True)
-    positions = np.concatenate([p for _, p, _ in kept])  # (n_sample,)
-    train = np.concatenate([t for _, _, t in kept])  # (n_sample,)
+    frame = pd.concat([k[0] for k in kept], ignore_index=True)
+    positions, train, target, weight = (
+        np.concatenate([k[i] for k in kept]) for i in range(1, 5)
+    )  # (n_sample,) each (target: (n_sample,) or (n_sample, n_classes))
     values = _statistic_values(statistics, frame, positions, train)  # (n_sample, k)
-    return statistics, values, held
+    # the evidence of "auto" from the sample's training rows (every training
+    # row when the sample holds them all, as in memory)
+    columns = gate_statistics(
+        estimator,
+        statistics,
+        values[train],
+        estimator._statistics_target(target[train]),
+        weight[train],
+        positions[train],
+    )
+    if columns is None:
+        return None, None, []
+    return statistics, values[:, columns], held
 
 
 def _concat_values(values: list[np.ndarray]) -> np.ndarray:

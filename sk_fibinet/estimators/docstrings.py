@@ -168,7 +168,9 @@ _TEXTS = {
         those of them with at most 50 training rows per value, on tables of at
         least 50,000 training rows (where each ID has too few rows for its
         embedding to learn its rate, and enough rows in all for the
-        statistics not to be noise). The training
+        statistics not to be noise) and whose out-of-fold statistic predicts
+        the target on held-out folds (an ID unrelated to the target is left
+        out; see :doc:`/encoding`). The training
         rows get out-of-fold statistics (10 folds, by row or by the ``groups``
         given to ``fit``), the early-stopping rows statistics of the training
         rows only; once fitted, the statistics take in every row, for

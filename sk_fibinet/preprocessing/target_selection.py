@@ -24,7 +24,10 @@ AUC with them, KDD 2012's 32k rows 0.005), and an ID with hundreds of rows is
 learnt by its own embedding (MovieLens-1M, 109-194 rows per value, lost 0.002);
 where each ID has a handful of rows (Book-Crossing, 6-8 rows per value) its rate
 is what the statistic gives and the embedding cannot learn.
-``target_stats="all"`` applies the rule without these two conditions.
+``target_stats="all"`` applies the rule without these two conditions. Under
+``"auto"`` the training engine then drops the chosen statistics without
+held-out evidence (:mod:`.target_evidence`), which needs the statistics
+themselves and so cannot be part of this rule.
 """
 
 from __future__ import annotations

@@ -232,6 +232,11 @@ class TargetStatistics(_StateMixin):
         self._fold_q = np.zeros((F, k))  # (F, k)
         auto = self.smooth == "auto"
         self._stats = {s: _Sums(F, k, auto) for s in self._sources}
+        self._name_outputs()
+
+    def _name_outputs(self):
+        """``feature_names_`` and ``sources_`` of the current sources."""
+        k = self._n_targets
         self.feature_names_, self.sources_ = [], {}
         for s in self._sources:
             name = "*".join(str(c) for c in s)
@@ -239,6 +244,46 @@ class TargetStatistics(_StateMixin):
                 out = f"{name}:te" if k == 1 else f"{name}:te[{j}]"
                 self.feature_names_.append(out)
                 self.sources_[out] = s
+
+    def keep(self, sources) -> None:
+        """Keep only ``sources``; the other columns' and pairs' sums are dropped.
+
+        Parameters
+        ----------
+        sources : list of tuple of str
+            Sources to keep, as in ``sources_``: ``(column,)`` or a pair.
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> X = pd.DataFrame({"user": list("aabb"), "item": list("xyxy")})
+        >>> ts = TargetStatistics(["user", "item"], [("user", "item")], n_folds=2)
+        >>> ts.update(X, np.array([1.0, 0.0, 1.0, 0.0]), positions=np.arange(4))
+        >>> ts.keep([("user", "item")])
+        >>> ts.feature_names_, ts.columns
+        (['user*item:te'], [])
+        """
+        wanted = {tuple(s) for s in sources}
+        unknown = wanted - set(self._sources)
+        if unknown:
+            raise ValueError(
+                f"keep: {sorted(unknown)} are not sources of these statistics."
+            )
+        if not wanted:
+            raise ValueError("keep needs at least one source.")
+        self._sources = [s for s in self._sources if s in wanted]
+        self.columns = [s[0] for s in self._sources if len(s) == 1]
+        self.pairs = [s for s in self._sources if len(s) == 2]
+        members = dict.fromkeys(c for s in self._sources for c in s)
+        self._vocab = {c: v for c, v in self._vocab.items() if c in members}
+        self._pair_vocab = {p: self._pair_vocab[p] for p in self.pairs}
+        if self._n_targets is not None:
+            self._stats = {s: self._stats[s] for s in self._sources}
+            self._name_outputs()
 
     @property
     def n_rows_(self) -> float:
