@@ -94,6 +94,7 @@ def worker_ours(args, defaults: bool = False) -> dict:
         batch_size=args.batch_size,
         max_epochs=1,
         variant=args.variant,
+        precision=args.precision,
         random_state=0,
     )
     matched = dict(
@@ -130,6 +131,7 @@ def worker_bare(args) -> dict:
     from sk_fibinet import tune_malloc
     from sk_fibinet.nn.fibinet import FiBiNET
     from sk_fibinet.nn.optim import SparseDenseAdamW, sparse_dense_groups
+    from sk_fibinet.nn.precision import first_layer_dtype
 
     torch.set_num_threads(args.threads)
     if args.malloc_tuning:
@@ -147,6 +149,7 @@ def worker_bare(args) -> dict:
         d_hidden=_hidden(args),
         max_cross_cells=args.max_cross_cells,
         sparse=True,
+        first_layer_dtype=first_layer_dtype(args.precision, "cpu"),
     )
     optimizer = SparseDenseAdamW(
         sparse_dense_groups(module, FiBiNET.SPARSE_PARAMETERS),
@@ -213,11 +216,14 @@ def flops_per_trained_row(args) -> float:
     return 3 * 2 * (dnn + bilinear)
 
 
-def matmul_peak_gflops(threads: int) -> float:
+def matmul_peak_gflops(threads: int, dtype=None) -> float:
+    """Best GFLOP/s of a (1024, 8192) @ (8192, 1024) matmul (float32 by default)."""
     import torch
 
     torch.set_num_threads(threads)
     a, b = torch.randn(1024, 8192), torch.randn(8192, 1024)
+    if dtype is not None:
+        a, b = a.to(dtype), b.to(dtype)
     for _ in range(3):
         a @ b
     best = 0.0
@@ -259,6 +265,12 @@ def parse_args(argv=None):
         help="the estimator's network (the bare loop and DeepCTR-Torch: FiBiNET)",
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="the estimator's precision parameter (the bare loop follows it)",
+    )
     p.add_argument(
         "--no-malloc-tuning",
         dest="malloc_tuning",
@@ -328,11 +340,16 @@ def main(argv=None):
         values = [r[key] for r in results[impl] if key in r]
         return statistics.median(values) if values else float("nan")
 
+    from sk_fibinet.nn.precision import first_layer_dtype
+
+    low = first_layer_dtype(args.precision, "cpu")
+    layer = "float32" if low is None else str(low).removeprefix("torch.")
     print(
         f"\n{args.n_rows:,} rows, {args.n_categorical + args.n_numeric} fields, "
         f"d={args.embedding_dim}, {args.bilinear_type}, DNN {args.hidden}, "
         f"batch {args.batch_size}, {args.threads} threads, "
-        f"max_cross_cells {args.max_cross_cells}, "
+        f"max_cross_cells {args.max_cross_cells}, precision={args.precision!r} "
+        f"(first layer {layer}; DeepCTR-Torch float32), "
         f"medians of {args.repeats} alternating runs\n"
     )
     print(
@@ -354,6 +371,11 @@ def main(argv=None):
         f"\nTraining FLOPs per row {flops / 1e6:.1f} M; measured fp32 matmul peak "
         f"{peak:.0f} GFLOP/s -> arithmetic limit {peak * 1e9 / flops:,.0f} rows/s."
     )
+    if low is not None:
+        print(
+            f"Measured {layer} matmul peak {matmul_peak_gflops(args.threads, low):.0f}"
+            " GFLOP/s (the first layer's matmuls; the limit above is float32's)."
+        )
     ours = results["ours"]
     share = statistics.median(r["encode_share_of_epoch"] for r in ours)
     print(f"Encoding share of one epoch (fit): {100 * share:.1f}%.")

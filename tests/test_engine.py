@@ -184,6 +184,12 @@ def test_set_params_between_partial_fit_calls_is_applied_or_refused():
     assert [g["lr"] for g in clf.net_.optimizer_.param_groups] == pytest.approx(
         [lr / 2 for lr in lrs]
     )
+    clf.set_params(precision="bfloat16")  # the first layer's matmuls from now on
+    clf.partial_fit(X, y)
+    assert clf.net_.module_.first_layer_dtype == torch.bfloat16
+    clf.set_params(precision="float32")
+    clf.partial_fit(X, y)
+    assert clf.net_.module_.first_layer_dtype is None
     clf.set_params(embedding_dim=16)
     weights = {k: v.clone() for k, v in clf.net_.module_.state_dict().items()}
     with pytest.raises(ValueError, match="embedding_dim=16"):

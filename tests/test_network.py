@@ -150,6 +150,52 @@ def test_fused_forward_and_backward_equal_the_plain_composition(
         torch.testing.assert_close(p, r)
 
 
+@pytest.mark.parametrize("bilinear_type", BILINEAR_TYPES)
+@pytest.mark.parametrize("pairs_per_block", [1, None])
+def test_bfloat16_first_layer_is_float32_within_its_rounding(
+    bilinear_type, pairs_per_block, monkeypatch
+):
+    """The kernel with dtype=bfloat16 rounds the products and the first layer's
+    weight for its three matmuls: ``h`` and every gradient (for a fixed
+    gradient of ``h``: no ReLU downstream to flip) stay float32, within
+    bfloat16's rounding (8 bits) of the float32 kernel's, and they do differ
+    from them (the matmuls ran in bfloat16). The network passes its
+    ``first_layer_dtype``; its weight stays float32."""
+    import sk_fibinet.nn.bilinear as network
+
+    if pairs_per_block is not None:
+        monkeypatch.setattr(network, "_CACHE_BLOCK_ELEMENTS", pairs_per_block * 3 * 64)
+    torch.manual_seed(0)
+    kw = dict(cardinalities=[5, 7, 3, 4, 6], d_embedding=3, d_hidden=(8, 4))
+    net = FiBiNET(**kw, bilinear_type=bilinear_type)
+    first = net.dnn[0]
+    et = torch.randn(5, 3, 64, requires_grad=True)  # (F, d, batch)
+    vt = torch.randn(5, 3, 64, requires_grad=True)  # (F, d, batch)
+    grad_h = torch.randn(first.weight.shape[0], 64)  # (H, batch)
+    inputs = [et, net.bilinear_p.weight, vt, net.bilinear_q.weight]
+    inputs += [first.weight, first.bias]
+    runs = []
+    for dtype in (None, torch.bfloat16):
+        h = network._BlockedBilinearLinear.apply(
+            et, *inputs[1:2], vt, *inputs[3:], net.bilinear_p, net.bilinear_q, dtype
+        )  # (H, batch)
+        runs.append((h, torch.autograd.grad((h * grad_h).sum(), inputs)))
+    (h, grads), (h_low, low_grads) = runs
+    assert h_low.dtype == torch.float32 and not torch.equal(h_low, h)
+    assert (h_low - h).norm() / h.norm() < 1e-2
+    torch.testing.assert_close(low_grads[-1], grads[-1])  # bias: no matmul
+    for g, r in zip(low_grads[:-1], grads[:-1], strict=True):
+        assert g.dtype == torch.float32 and not torch.equal(g, r)
+        cos = torch.nn.functional.cosine_similarity(g.flatten(), r.flatten(), 0)
+        assert cos > 0.9999, cos
+    x = torch.stack([torch.randint(0, c, (8,)) for c in kw["cardinalities"]], dim=1)
+    out = net(x)
+    net.first_layer_dtype = torch.bfloat16
+    assert not torch.equal(net(x), out)
+    torch.testing.assert_close(net(x), out, rtol=2e-2, atol=2e-2)
+    assert first.weight.dtype == torch.float32  # what the optimizer updates
+
+
 def test_only_the_plain_path_runs_the_submodules_forward_hooks():
     net = FiBiNET(cardinalities=[5, 7, 3], d_embedding=3, d_hidden=(4,))
     x = torch.tensor([[0, 1, 2], [4, 6, 0]])

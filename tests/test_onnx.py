@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import make_ids
 from numpy.testing import assert_allclose, assert_array_equal
 
@@ -20,7 +21,11 @@ from sk_fibinet import (
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+# The graph is the float32 model: parity to 1e-5 is checked against float32
+# predictions; test_bfloat16_model_exports_its_float32_evaluation covers a
+# model that predicts in bfloat16 ("auto" on CPUs with native bfloat16).
 SMALL = dict(
+    precision="float32",
     embedding_dim=4,
     hidden_layer_sizes=(8,),
     batch_size=64,
@@ -502,3 +507,22 @@ def test_constants_both_branches_read_are_stored_once(frame):
         key = (a.dtype.str, a.shape, a.tobytes())
         sizes[key] = sizes.get(key, 0) + 1
     assert max(sizes.values()) == 1
+
+
+def test_bfloat16_model_exports_its_float32_evaluation(frame):
+    """A model whose first layer runs in bfloat16 exports the float32
+    evaluation of the same weights (onnxruntime has no bfloat16 matmul on
+    CPU): equal to 1e-5 to ``predict_proba`` with ``first_layer_dtype``
+    switched to float32, and within bfloat16's rounding of its own."""
+    X, score = frame
+    clf = FiBiNETClassifier(
+        **dict(SMALL, precision="bfloat16"), categorical_features=CATEGORICAL
+    ).fit(X, score > 0.5)
+    rows = held_out(X)
+    proba = session(to_onnx(clf)).run(None, onnx_inputs(clf, rows))[1]
+    low = clf.predict_proba(rows)
+    assert clf.net_.module_.first_layer_dtype == torch.bfloat16
+    assert not np.allclose(proba, low, rtol=0, atol=1e-7)
+    assert_allclose(proba, low, atol=5e-3)
+    clf.net_.module_.first_layer_dtype = None
+    assert_allclose(proba, clf.predict_proba(rows), rtol=1e-5, atol=1e-5)

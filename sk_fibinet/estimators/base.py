@@ -31,6 +31,7 @@ from ..data.stream_source import StreamSource
 from ..nn.fibinet import BILINEAR_TYPES, FiBiNET
 from ..nn.fibinetpp import FiBiNetPP
 from ..nn.optim import SparseDenseAdamW
+from ..nn.precision import first_layer_dtype
 from ..training.engine import train
 from ..training.net import (
     _PREDICT_BATCH_SIZE,
@@ -135,6 +136,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         "distributed": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "target_stats": [StrOptions({"auto", "all"}), None],
+        "precision": [StrOptions({"auto", "float32", "bfloat16"})],
     }
 
     # What the error names when the (adjusted) sample weights sum to zero.
@@ -179,6 +181,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         distributed=False,
         checkpoint_dir=None,
         target_stats=None,
+        precision="auto",
     ):
         self.categorical_features = categorical_features
         self.min_frequency = min_frequency
@@ -210,6 +213,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         self.distributed = distributed
         self.checkpoint_dir = checkpoint_dir
         self.target_stats = target_stats
+        self.precision = precision
 
     # ------------------------------------------------------------------ input
     # -------------------------------------------------------------- the task
@@ -369,6 +373,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
                 "module__shared_bilinear": self.shared_bilinear,
                 "module__linear": self.linear,
                 "module__max_cross_cells": cross_cells,
+                "module__first_layer_dtype": first_layer_dtype(self.precision, device),
             }
         return _FiBiNETNet(
             **module,

@@ -180,6 +180,18 @@ _TEXTS = {
         on a :class:`ParquetSource` computes the same statistics with one or
         two more passes over the chosen columns. None adds none.
         """,
+    "precision": """
+        Precision of the matmuls of the first DNN layer, which reads every
+        pair product of both bilinear branches (19 of the 20.4 MFLOP per row
+        of a 39-field forward pass). ``"bfloat16"`` rounds the layer's weight
+        and the products to bfloat16 for those matmuls; their results, every
+        parameter and every other layer stay float32. ``"auto"`` takes
+        bfloat16 on a CPU with native bfloat16 (AVX-512 BF16 or AMX, see
+        ``/proc/cpuinfo``), float32 elsewhere (GPUs included): the same seed
+        then gives other (equally good) models on hosts with and without it.
+        ``variant="fibinet++"`` and the ONNX graph (``to_onnx``) are float32
+        always. See the performance chapter for the speed and the scores.
+        """,
     # -------------------------------------------------------------- attributes
     "n_features_in_": "Number of input columns.",
     "feature_names_in_": """

@@ -114,6 +114,8 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         Measured (docs/performance.md, 3 seeds): on the flights table R^2
         0.220 -> 0.186 (``"all"``; ``"auto"`` picks the same two ID columns,
         16-19 rows per value, of its 60,000 rows), hence off by default.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        $precision
 
     Attributes
     ----------
@@ -219,6 +221,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         distributed=False,
         checkpoint_dir=None,
         target_stats=None,
+        precision="auto",
     ):
         super().__init__(
             categorical_features=categorical_features,
@@ -251,6 +254,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
             distributed=distributed,
             checkpoint_dir=checkpoint_dir,
             target_stats=target_stats,
+            precision=precision,
         )
         self.loss = loss
 

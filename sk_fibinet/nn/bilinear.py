@@ -368,15 +368,27 @@ class _BlockedBilinearLinear(torch.autograd.Function):
     forward pass or in the backward pass, which recomputes every block's factors
     from the two ``(F, d, batch)`` inputs (slices and small matmuls) and takes
     the weight gradient one block of columns at a time.
+
+    With ``dtype`` (``torch.bfloat16``) the three matmuls of every block (the
+    forward one and the two of the backward pass) take the block's products
+    and the layer's weight rounded to ``dtype``; their results, ``h`` and
+    every gradient stay float32 (the weight itself, what the optimizer
+    updates, too). On CPUs with native bfloat16 (AVX-512 BF16, AMX) those
+    matmuls run about twice as fast as in float32; the first layer is 19 of
+    the 20.4 MFLOP per row of the reference forward pass.
     """
 
     @staticmethod
-    def forward(ctx, et_p, w_p, et_q, w_q, weight, bias, layer_p, layer_q):
+    def forward(ctx, et_p, w_p, et_q, w_q, weight, bias, layer_p, layer_q, dtype=None):
         n_pairs, (d, batch) = layer_p.n_pairs, et_p.shape[1:]
         block = _pairs_per_block(n_pairs, d, batch, et_p.device)
         # a fresh tensor (expand().contiguous() would alias the bias at batch 1)
         h = weight.new_empty((weight.shape[0], batch))  # (H, batch)
         h.copy_(bias.unsqueeze(1))  # (H, batch): the bias in every column
+        low = _low_precision(weight, dtype)  # (H, 2 P d) in dtype, or None
+        if low is not None:  # buffers for every block (no allocation per block)
+            p_low = weight.new_empty((min(block, n_pairs) * d, batch), dtype=dtype)
+            h_low = weight.new_empty((weight.shape[0], batch), dtype=dtype)
         for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
             per_field = layer._per_field(et)  # (F-1, d, batch) or None
             out = _block_buffer(n_pairs, block, et)  # (b, d, batch) or None
@@ -386,9 +398,16 @@ class _BlockedBilinearLinear(torch.autograd.Function):
                     et, per_field, start, stop, out, w_rows, keep=False
                 )
                 # (H, b d) @ (b d, batch), accumulated into (H, batch)
-                h.addmm_(weight[:, cols], products.flatten(0, 1))
+                if low is None:
+                    h.addmm_(weight[:, cols], products.flatten(0, 1))
+                else:  # the block's matmul in dtype, accumulated in float32
+                    rounded = p_low[: products.shape[0] * d]  # (b d, batch)
+                    rounded.copy_(products.flatten(0, 1))
+                    torch.mm(low[:, cols], rounded, out=h_low)  # (H, batch)
+                    h.add_(h_low)
         ctx.save_for_backward(et_p, et_q, weight)
         ctx.layers = (layer_p, layer_q)
+        ctx.dtype = dtype
         return h
 
     @staticmethod
@@ -399,6 +418,14 @@ class _BlockedBilinearLinear(torch.autograd.Function):
         n_pairs, (d, batch) = layer_p.n_pairs, et_p.shape[1:]
         block = _pairs_per_block(n_pairs, d, batch, et_p.device)
         grad_weight = torch.empty_like(weight)  # (H, 2 P d)
+        low = _low_precision(weight, ctx.dtype)  # (H, 2 P d) in dtype, or None
+        if low is not None:  # buffers for every block (no allocation per block)
+            grad_low = grad_h.to(ctx.dtype)  # (H, batch)
+            rows = min(block, n_pairs) * d
+            p_low = grad_h.new_empty((rows, batch), dtype=ctx.dtype)  # (b d, batch)
+            gw_low = grad_h.new_empty((rows, grad_h.shape[0]), dtype=ctx.dtype)
+            g_low = grad_h.new_empty((rows, batch), dtype=ctx.dtype)  # (b d, batch)
+            g_full = grad_h.new_empty((rows, batch))  # (b d, batch) float32
         grads = []
         with torch.no_grad():
             for k, (layer, et) in enumerate(((layer_p, et_p), (layer_q, et_q))):
@@ -412,10 +439,21 @@ class _BlockedBilinearLinear(torch.autograd.Function):
                         et, per_field, start, stop, out, w_rows
                     )
                     products = products.flatten(0, 1)  # (b d, batch)
-                    # dW block = grad_h products^T: (H, batch) @ (batch, b d)
-                    torch.mm(grad_h, products.t(), out=grad_weight[:, cols])
-                    # d products = W_block^T grad_h: (b d, H) @ (H, batch)
-                    g = torch.mm(weight[:, cols].t(), grad_h)  # (b d, batch)
+                    if low is None:
+                        # dW block = grad_h products^T: (H, batch) @ (batch, b d)
+                        torch.mm(grad_h, products.t(), out=grad_weight[:, cols])
+                        # d products = W_block^T grad_h: (b d, H) @ (H, batch)
+                        g = torch.mm(weight[:, cols].t(), grad_h)  # (b d, batch)
+                    else:  # the same two matmuls in dtype, results in float32
+                        n = products.shape[0]
+                        rounded = p_low[:n]  # (b d, batch)
+                        rounded.copy_(products)
+                        # dW block^T = products grad_h^T: (b d, batch) @ (batch, H)
+                        torch.mm(rounded, grad_low.t(), out=gw_low[:n])  # (b d, H)
+                        grad_weight[:, cols].copy_(gw_low[:n].t())  # (H, b d)
+                        torch.mm(low[:, cols].t(), grad_low, out=g_low[:n])
+                        g = g_full[:n]  # (b d, batch)
+                        g.copy_(g_low[:n])
                     g = g.view(-1, d, batch)  # (b, d, batch)
                     for part in parts:
                         _, s0, s1, _ = part
@@ -424,4 +462,12 @@ class _BlockedBilinearLinear(torch.autograd.Function):
                 grads.append(layer._finish_backward(et, acc))
         (g_et_p, g_w_p), (g_et_q, g_w_q) = grads
         grad_bias = grad_h.sum(dim=1)  # (H,)
-        return g_et_p, g_w_p, g_et_q, g_w_q, grad_weight, grad_bias, None, None
+        return g_et_p, g_w_p, g_et_q, g_w_q, grad_weight, grad_bias, None, None, None
+
+
+def _low_precision(weight: torch.Tensor, dtype) -> torch.Tensor | None:
+    """``weight`` ``(H, 2 P d)`` cast to ``dtype`` for the first layer's
+    matmuls, or None to keep ``weight``'s own precision."""
+    if dtype is None or dtype == weight.dtype:
+        return None
+    return weight.to(dtype)  # (H, 2 P d)

@@ -82,6 +82,11 @@ class FiBiNET(nn.Module):
         submodules' own ``forward`` (for hooks, quantisation or
         ``torch.compile`` on them); both give the same outputs and gradients.
         An attribute: it can be switched on a built network too.
+    first_layer_dtype : torch.dtype or None, default=None
+        Precision of the fused first layer's matmuls (``torch.bfloat16``: the
+        block products and the weight rounded to bfloat16, the results and
+        every parameter float32, see ``_BlockedBilinearLinear``); None keeps
+        the parameters' own. An attribute too; the unfused path ignores it.
     generator : torch.Generator or None, default=None
         Draws the initial weights (None: torch's global generator).
 
@@ -105,6 +110,8 @@ class FiBiNET(nn.Module):
 
     #: Class default of ``fused``, for networks pickled before it existed.
     fused = True
+    #: Class default of ``first_layer_dtype``, likewise.
+    first_layer_dtype = None
 
     #: Parameters that get sparse gradients with ``sparse=True`` (lazy Adam).
     SPARSE_PARAMETERS = (
@@ -130,10 +137,12 @@ class FiBiNET(nn.Module):
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
         fused: bool = True,
+        first_layer_dtype: torch.dtype | None = None,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
         self.fused = fused
+        self.first_layer_dtype = first_layer_dtype
         n_fields = len(cardinalities)
         self.embedding = FieldEmbedding(
             cardinalities=cardinalities,
@@ -273,6 +282,7 @@ class FiBiNET(nn.Module):
             first.bias,
             self.bilinear_p,
             self.bilinear_q,
+            self.first_layer_dtype,
         )  # (h, batch)
         h = h.t()  # (batch, h), a view
         for layer in self.dnn[1:]:

@@ -35,6 +35,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
+from ..nn.precision import first_layer_dtype
 from . import distributed as _distributed
 from .net import _CodesDataset, _StopOnNonFinite
 
@@ -45,7 +46,13 @@ CROSS_MIN_ROWS_PER_CELL = 4
 AUTO_EARLY_STOPPING_ROWS = 1_000
 # Parameters a continued net (partial_fit) applies when they were changed with
 # set_params since it was built; changing the others needs a new fit.
-CONTINUABLE_PARAMS = ("learning_rate", "batch_size", "verbose", "callbacks")
+CONTINUABLE_PARAMS = (
+    "learning_rate",
+    "batch_size",
+    "verbose",
+    "callbacks",
+    "precision",
+)
 # Parameters that never change what partial_fit trains (it holds nothing out
 # and writes no checkpoint).
 _UNUSED_BY_PARTIAL_FIT = (
@@ -177,9 +184,9 @@ def _continue(model) -> None:
     Drops the validation split and early stopping a ``fit`` may have set up
     (``partial_fit`` holds nothing out; skorch's early stopping would also
     restore its best epoch at the end of every call), and applies
-    ``learning_rate`` and ``batch_size`` changed with ``set_params`` since the
-    net was built. Other changed parameters would be silently ignored, so they
-    are refused.
+    ``learning_rate``, ``batch_size`` and ``precision`` changed with
+    ``set_params`` since the net was built. Other changed parameters would be
+    silently ignored, so they are refused.
     """
     net = model.net_
     before = getattr(model, "_trained_params", None)
@@ -204,6 +211,10 @@ def _continue(model) -> None:
             net.batch_size = int(now["batch_size"])
         if "verbose" in changed:
             net.verbose = int(now["verbose"])
+        if "precision" in changed and hasattr(net.module_, "first_layer_dtype"):
+            net.module_.first_layer_dtype = first_layer_dtype(
+                now["precision"], net.device
+            )
     present = {name for name, _ in net.callbacks_}
     params = {
         f"callbacks__{name}": None
