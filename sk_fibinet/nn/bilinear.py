@@ -404,7 +404,7 @@ class _BlockedBilinearLinear(torch.autograd.Function):
                     rounded = p_low[: products.shape[0] * d]  # (b d, batch)
                     rounded.copy_(products.flatten(0, 1))
                     torch.mm(low[:, cols], rounded, out=h_low)  # (H, batch)
-                    h.add_(h_low)
+                    h.add_(h_low)  # (H, batch), accumulated in float32
         ctx.save_for_backward(et_p, et_q, weight)
         ctx.layers = (layer_p, layer_q)
         ctx.dtype = dtype
@@ -453,7 +453,7 @@ class _BlockedBilinearLinear(torch.autograd.Function):
                         grad_weight[:, cols].copy_(gw_low[:n].t())  # (H, b d)
                         torch.mm(low[:, cols].t(), grad_low, out=g_low[:n])
                         g = g_full[:n]  # (b d, batch)
-                        g.copy_(g_low[:n])
+                        g.copy_(g_low[:n])  # (b d, batch) back to float32
                     g = g.view(-1, d, batch)  # (b, d, batch)
                     for part in parts:
                         _, s0, s1, _ = part
