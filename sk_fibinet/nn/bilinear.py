@@ -407,7 +407,7 @@ class _BlockedBilinearLinear(torch.autograd.Function):
                     h.add_(h_low)  # (H, batch), accumulated in float32
         ctx.save_for_backward(et_p, et_q, weight)
         ctx.layers = (layer_p, layer_q)
-        ctx.dtype = dtype
+        ctx.dtype, ctx.low = dtype, low  # the rounded weight, cast once per step
         return h
 
     @staticmethod
@@ -418,7 +418,7 @@ class _BlockedBilinearLinear(torch.autograd.Function):
         n_pairs, (d, batch) = layer_p.n_pairs, et_p.shape[1:]
         block = _pairs_per_block(n_pairs, d, batch, et_p.device)
         grad_weight = torch.empty_like(weight)  # (H, 2 P d)
-        low = _low_precision(weight, ctx.dtype)  # (H, 2 P d) in dtype, or None
+        low = ctx.low  # (H, 2 P d) in dtype, as the forward pass rounded it
         if low is not None:  # buffers for every block (no allocation per block)
             grad_low = grad_h.to(ctx.dtype)  # (H, batch)
             rows = min(block, n_pairs) * d

@@ -84,6 +84,7 @@ def held_out_gain(
         v, t = values[:, j], y[:, j % k]  # (n,) each
         edges = np.unique(np.quantile(v, quantiles))  # (<= n_bins - 1,)
         b = np.searchsorted(edges, v, side="right")  # (n,) bin of each row
+        size = len(edges) + 1  # bins
         base = binned = 0.0
         for fit in (odd, ~odd):
             score = ~fit
@@ -91,7 +92,6 @@ def held_out_gain(
                 continue
             w_fit = w[fit]
             mean = np.average(t[fit], weights=w_fit) if w_fit.sum() > 0 else 0.0
-            size = len(edges) + 1
             sum_w = np.bincount(b[fit], weights=w_fit, minlength=size)  # (bins,)
             sum_t = np.bincount(b[fit], weights=w_fit * t[fit], minlength=size)
             rate = (sum_t + pseudo_rows * mean) / (sum_w + pseudo_rows)  # (bins,)
