@@ -92,7 +92,7 @@ def main() -> None:
         size_mb = saves[-1][1] / 1e6
 
         start = time.perf_counter()
-        encoder, stats, n_valid, _, _ = _learn_encoding(
+        encoder, stats, n_valid, _, _, _ = _learn_encoding(
             clf, source, seed=1, valid_frac=0.1
         )
         first_pass = args.n_rows / (time.perf_counter() - start)

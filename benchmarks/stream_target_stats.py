@@ -86,7 +86,7 @@ def main() -> None:
                 out["r"] = _learn_encoding(clf, source, seed=1, valid_frac=0.1)
 
             t_encode = _best(encode, args.repeat)
-            encoder, summary, n_valid, statistics = out["r"]
+            encoder, summary, n_valid, statistics = out["r"][:4]
             stream = _StreamDataset(
                 source,
                 encoder,

@@ -526,3 +526,18 @@ def test_bfloat16_model_exports_its_float32_evaluation(frame):
     assert_allclose(proba, low, atol=5e-3)
     clf.net_.module_.first_layer_dtype = None
     assert_allclose(proba, clf.predict_proba(rows), rtol=1e-5, atol=1e-5)
+
+
+def test_crossed_pairs_chosen_by_evidence_export(frame, monkeypatch):
+    """cross_pairs="auto" crosses a subset of the pairs within max_cross_cells:
+    the graph looks up exactly those."""
+    import sk_fibinet.preprocessing.cross_evidence as cross_evidence
+
+    monkeypatch.setattr(cross_evidence, "MIN_ROWS", 100)
+    X, _ = frame
+    y = X["color"].eq("red").to_numpy() != X["flag"].to_numpy()  # a pair's XOR
+    kw = dict(SMALL, categorical_features=CATEGORICAL, max_cross_cells=64)
+    every = FiBiNETClassifier(**kw, cross_pairs="all").fit(X, y)
+    chosen = FiBiNETClassifier(**kw).fit(X, y)
+    assert 0 < chosen.net_.module_.cross.n_pairs < every.net_.module_.cross.n_pairs
+    assert_classifier_matches(chosen, held_out(X))

@@ -30,6 +30,7 @@ from .features import (
     plan_statistics,
     with_statistics,
 )
+from .held_out import first_half
 
 
 class UnknownCategoryWarning(UserWarning):
@@ -170,6 +171,9 @@ class ChunkSource:
             explain_rows=dataset,
             centre_rows=None,
             counts=lambda: counts,
+            evidence=(dataset, first_half(np.arange(len(dataset)), seed))
+            if self.first
+            else None,
         )
 
 

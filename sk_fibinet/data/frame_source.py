@@ -26,7 +26,7 @@ from .features import (
     plan_statistics,
     with_statistics,
 )
-from .held_out import add_held_out_rows
+from .held_out import add_held_out_rows, first_half
 
 
 def _raw_fingerprint(X) -> torch.Tensor:
@@ -129,6 +129,13 @@ class FrameSource:
             explain_rows=train,
             centre_rows=train,
             counts=lambda: counts,
+            evidence=(
+                train,
+                first_half(
+                    np.arange(len(codes))[tr] if hold_out else np.arange(len(codes)),
+                    seed,
+                ),
+            ),
             finish=self._add_held_out_statistics,
         )
 

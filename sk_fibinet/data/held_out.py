@@ -32,6 +32,14 @@ def _uniform_hash(positions: np.ndarray, seed: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53  # (n,)
 
 
+def first_half(positions: np.ndarray, seed: int) -> np.ndarray:
+    """``(n,)`` bool: the rows whose position falls in the first of two seeded
+    halves, the halves ``cross_pairs="auto"`` learns on and scores on (a hash of
+    the position, apart from the validation split's, so that a stream and a
+    frame of the same rows cut them alike)."""
+    return _uniform_hash(np.asarray(positions), seed + 0x5EED) < 0.5
+
+
 def _statistic_values(statistics, frame, positions, train) -> np.ndarray:
     """``(n, k)`` statistics of ``frame``'s rows: out of fold for a training
     row (``train`` true), of the training rows for a held-out one."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..preprocessing import cross_evidence as _cross_evidence
 from ..preprocessing.binning import _numeric_values
 from ..preprocessing.categories import category_counts, resolve_categorical_mask
 from ..preprocessing.target_selection import (
@@ -87,6 +88,10 @@ def _learn_encoding(
     held_out : list
         The held-out rows the statistics take in once fitted (see
         :func:`_target_statistics`); empty without statistics.
+    sample : tuple or None
+        ``(frame, positions, is_train)`` of the bin sample's rows (the input
+        columns and the target), for the evidence of ``cross_pairs="auto"``;
+        None when that does not apply.
     """
     names = list(source.feature_names)
     empty = source._empty_frame(names)
@@ -117,6 +122,7 @@ def _learn_encoding(
     target_stats = []
     n_valid = 0
     target = source.target
+    sample_rows = [] if _wants_cross_evidence(estimator, n_rows) else None
     for position, batch in source._batches([*names, target]):
         if batch.column(target).null_count:
             raise ValueError(
@@ -141,6 +147,8 @@ def _learn_encoding(
         for name in values:
             if rows.size:
                 values[name].append(_numeric_values(frame[name], name)[rows])
+        if sample_rows is not None and rows.size:
+            sample_rows.append((frame.iloc[rows], positions[rows], ~is_valid[rows]))
         if len(target_stats) >= _MERGE_EVERY:
             target_stats = [pd.concat(target_stats).groupby(level=0).sum()]
         n_valid += int(is_valid.sum())
@@ -185,7 +193,25 @@ def _learn_encoding(
     n_statistics = 0 if te is None else len(te.feature_names_)
     encoder = make_encoder(estimator, is_frame=True, n_statistics=n_statistics)
     encoder._fit_stats(names, mask, stats)
-    return encoder, target_stats, n_valid, te, held_out
+    sample = None
+    if sample_rows:
+        sample = (
+            pd.concat([r[0] for r in sample_rows], ignore_index=True),
+            np.concatenate([r[1] for r in sample_rows]),
+            np.concatenate([r[2] for r in sample_rows]),
+        )
+    return encoder, target_stats, n_valid, te, held_out, sample
+
+
+def _wants_cross_evidence(estimator, n_rows: int) -> bool:
+    """Whether ``cross_pairs="auto"`` may ask the bin sample for evidence."""
+    return (
+        estimator.cross_pairs == "auto"
+        and estimator.variant == "fibinet"
+        and estimator.linear
+        and estimator.max_cross_cells > 0
+        and n_rows >= _cross_evidence.MIN_ROWS
+    )
 
 
 def _training_frames(source, columns, *, seed: int, valid_frac: float):

@@ -20,12 +20,14 @@ reads and shuffles its rows again, dropping the batches already trained (see
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.utils.validation import validate_data
 
 from ..training.engine import Encoded
+from ..training.net import _CodesDataset
 from . import stream_checkpoint as _stream_checkpoint
-from .features import with_statistics
-from .held_out import add_held_out_rows
+from .features import _target_weight, with_statistics
+from .held_out import _statistic_values, add_held_out_rows, first_half
 from .stream_batches import _StreamDataset
 from .stream_passes import _learn_encoding
 
@@ -94,13 +96,14 @@ class StreamSource:
         keep_frac = min(1.0, source.max_validation_rows / n_rows)
         valid_frac = min(model.validation_fraction, keep_frac) if hold_out else 0.0
         # the held-out rows join the statistics once fitted (finish)
-        encoder, target_summary, n_valid, statistics, self._held_out = _learn_encoding(
+        learned = _learn_encoding(
             model,
             source,
             seed=seed,
             valid_frac=valid_frac,
             statistics=self.statistics,
         )
+        encoder, target_summary, n_valid, statistics, self._held_out, sample = learned
         if statistics is not None:  # a clear error for clashing column names
             with_statistics(
                 source._empty_frame(source.feature_names),
@@ -144,6 +147,7 @@ class StreamSource:
             centre_rows=None,
             counts=counts,
             after_fit=after_fit,
+            evidence=_evidence(source, encoder, statistics, targets, sample, seed),
             finish=self._add_held_out_statistics,
         )
 
@@ -155,6 +159,26 @@ class StreamSource:
         held, self._held_out = self._held_out, []
         if held:
             add_held_out_rows(model.target_stats_, held)
+
+
+def _evidence(source, encoder, statistics, targets, sample, seed: int):
+    """The bin sample's training rows as codes and targets, and their halves:
+    what ``cross_pairs="auto"`` asks the pairs for evidence on (every training
+    row when the sample holds them all, as in memory); None without a sample."""
+    if sample is None or not sample[2].any():
+        return None
+    frame, positions, train = sample
+    frame, positions = frame[train].reset_index(drop=True), positions[train]
+    features = frame[source.feature_names]
+    if statistics is not None:  # out of fold, as the training batches get them
+        values = _statistic_values(
+            statistics, features, positions, np.ones(len(frame), dtype=bool)
+        )  # (n, k)
+        features = with_statistics(features, statistics.feature_names_, values)
+    codes = torch.from_numpy(encoder.transform(features))  # (n, F)
+    target, weight = targets(frame[source.target].to_numpy())
+    rows = _CodesDataset(codes, _target_weight(target, weight))
+    return rows, first_half(positions, seed)
 
 
 def _refuse_split(model, n_rows: int):

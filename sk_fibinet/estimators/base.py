@@ -119,6 +119,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "linear": ["boolean"],
         "max_cross_cells": [Interval(Integral, 0, None, closed="left")],
+        "cross_pairs": [StrOptions({"auto", "all"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "embedding_l2": [Interval(Real, 0, None, closed="left")],
@@ -164,6 +165,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         dropout=0.1,
         linear=True,
         max_cross_cells=2000,
+        cross_pairs="auto",
         learning_rate=1e-3,
         weight_decay=0.0,
         embedding_l2=0.03,
@@ -196,6 +198,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         self.dropout = dropout
         self.linear = linear
         self.max_cross_cells = max_cross_cells
+        self.cross_pairs = cross_pairs
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.embedding_l2 = embedding_l2
@@ -357,12 +360,14 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         callbacks,
         seed,
         code_counts=None,
+        cross_pairs=None,
     ):
         """The only place that speaks skorch's prefixed parameter names.
 
         ``code_counts`` ``(n_codes,)``: how often each code occurs in the
         training rows, for ``embedding_l2``; None (a model read back for
-        prediction) leaves the rows unpenalised.
+        prediction) leaves the rows unpenalised. ``cross_pairs``: the pairs of
+        fields to cross among those within ``cross_cells`` (None: all).
         """
         module_class = FiBiNetPP if self.variant == "fibinet++" else FiBiNET
         module = {"module": module_class}
@@ -373,6 +378,9 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
                 "module__shared_bilinear": self.shared_bilinear,
                 "module__linear": self.linear,
                 "module__max_cross_cells": cross_cells,
+                "module__cross_pairs": None
+                if cross_pairs is None
+                else [[int(i), int(j)] for i, j in cross_pairs],
                 "module__first_layer_dtype": first_layer_dtype(self.precision, device),
             }
         return _FiBiNETNet(

@@ -61,6 +61,8 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         and learn at ``10 * learning_rate`` (they are sparse, one per code).
     max_cross_cells : int, default=2000
         $max_cross_cells
+    cross_pairs : {"auto", "all"}, default="auto"
+        $cross_pairs
     learning_rate : float, default=1e-3
         $learning_rate
     weight_decay : float, default=0.0
@@ -204,6 +206,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         dropout=0.1,
         linear=True,
         max_cross_cells=2000,
+        cross_pairs="auto",
         learning_rate=1e-3,
         weight_decay=0.0,
         embedding_l2=1.0,
@@ -237,6 +240,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
             dropout=dropout,
             linear=linear,
             max_cross_cells=max_cross_cells,
+            cross_pairs=cross_pairs,
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             embedding_l2=embedding_l2,

@@ -278,6 +278,8 @@ def _network_to_plain(model: BaseFiBiNET) -> dict:
         "n_outputs": model._n_outputs(),
         "shuffle_seed": int(model.net_.shuffle_seed),
         "max_cross_cells": int(getattr(model.net_, "module__max_cross_cells", 0)),
+        # the pairs cross_pairs="auto" chose (None: all within max_cross_cells)
+        "cross_pairs": getattr(model.net_, "module__cross_pairs", None),
     }
 
 

@@ -245,6 +245,8 @@ def _rebuild(payload: dict, device, dev: torch.device) -> BaseFiBiNET:
         n_outputs=int(network["n_outputs"]),
         # files written before crossed pairs existed have none
         cross_cells=int(network.get("max_cross_cells", 0)),
+        # files written before cross_pairs existed cross every pair
+        cross_pairs=network.get("cross_pairs"),
         device=dev,
         train_split=None,
         callbacks=[],

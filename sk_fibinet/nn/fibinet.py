@@ -66,6 +66,9 @@ class FiBiNET(nn.Module):
     max_cross_cells : int, default=0
         With ``linear``, also cross every pair of fields with at most this many
         code combinations, see :class:`PairLinear`; 0: no crossed weights.
+    cross_pairs : sequence of (int, int), optional
+        Cross only these pairs among those within ``max_cross_cells``; None
+        crosses them all.
     n_outputs : int, default=1
         One logit for binary targets, one per class otherwise.
     sparse : bool, default=False
@@ -133,6 +136,7 @@ class FiBiNET(nn.Module):
         dropout: float = 0.0,
         linear: bool = True,
         max_cross_cells: int = 0,
+        cross_pairs: Sequence[tuple[int, int]] | None = None,
         n_outputs: int = 1,
         sparse: bool = False,
         numeric_bins: Sequence[int] | None = None,
@@ -182,6 +186,7 @@ class FiBiNET(nn.Module):
             cross = PairLinear(
                 cardinalities=cardinalities,
                 max_cells=max_cross_cells,
+                pairs=cross_pairs,
                 n_outputs=n_outputs,
                 sparse=sparse,
             )

@@ -37,6 +37,11 @@ class PairLinear(nn.Module):
         Outputs (logits) per weight.
     sparse : bool, default=False
         Produce sparse gradients for the table.
+    pairs : sequence of (int, int), optional
+        Cross only these pairs of fields (``i < j``) among those within
+        ``max_cells``, e.g. the ones
+        :func:`~sk_fibinet.preprocessing.cross_evidence.select_pairs` keeps;
+        None crosses every pair within ``max_cells``.
 
     Notes
     -----
@@ -64,13 +69,17 @@ class PairLinear(nn.Module):
         max_cells: int,
         n_outputs: int = 1,
         sparse: bool = False,
+        pairs: Sequence[tuple[int, int]] | None = None,
     ):
         super().__init__()
         cards = [int(c) for c in cardinalities]
+        chosen = None if pairs is None else {(int(i), int(j)) for i, j in pairs}
         left, right, offset, total = [], [], [], 0
         for i in range(len(cards)):
             for j in range(i + 1, len(cards)):
-                if cards[i] * cards[j] <= max_cells:
+                if cards[i] * cards[j] <= max_cells and (
+                    chosen is None or (i, j) in chosen
+                ):
                     left.append(i)
                     right.append(j)
                     offset.append(total)
@@ -95,6 +104,11 @@ class PairLinear(nn.Module):
     def n_pairs(self) -> int:
         """Number of crossed pairs ``C``."""
         return self.left.numel()
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """The crossed pairs of fields ``(i, j)``, in the table's order."""
+        return list(zip(self.left.tolist(), self.right.tolist(), strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Sum the crossed weights of ``(batch, F)`` codes: ``(batch, n_outputs)``."""

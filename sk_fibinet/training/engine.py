@@ -31,11 +31,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
 from ..nn.precision import first_layer_dtype
+from ..preprocessing import cross_evidence as _cross_evidence
 from . import distributed as _distributed
 from .net import _CodesDataset, _StopOnNonFinite
 
@@ -97,6 +99,12 @@ class Encoded:
     after_fit : callable
         Called after skorch's loop, before the counts are read (a stream
         resumed from a finished checkpoint reads its rows once there).
+    evidence : (_CodesDataset, ndarray of bool) or None
+        Training rows (codes and targets) that ``cross_pairs="auto"`` asks the
+        candidate pairs for evidence on (the training rows in memory, the first
+        chunk, or a stream's bin sample), and which of them form the first
+        half (a seeded hash of each row's position). None: every pair within
+        ``max_cross_cells`` is crossed.
     finish : callable
         ``finish(model)``, called last, once everything that reads the
         held-out rows is done: the target statistics then take in the
@@ -113,6 +121,7 @@ class Encoded:
     centre_rows: _CodesDataset | None
     counts: object
     after_fit: object = field(default=lambda: None)
+    evidence: tuple | None = None
     finish: object = field(default=lambda model: None)
 
 
@@ -243,6 +252,33 @@ def _forget_training_rows(net) -> None:
             cb.best_model_weights_ = None
 
 
+def _cross_pairs(model, data, cross_cells: int):
+    """The pairs ``cross_pairs="auto"`` crosses (see
+    :mod:`~sk_fibinet.preprocessing.cross_evidence`); None: every pair within
+    ``cross_cells``."""
+    if (
+        model.cross_pairs != "auto"
+        or cross_cells <= 0
+        or data.evidence is None
+        or data.n_train < _cross_evidence.MIN_ROWS
+    ):
+        return None
+    rows, first_half = data.evidence
+    target = rows.target[:, 0].numpy()  # (n,) class index or scaled target
+    classification = is_classifier(model)
+    if classification and model._n_outputs() > 1:  # one column per class
+        target = np.eye(model._n_outputs())[target.astype(np.int64)]  # (n, k)
+    return _cross_evidence.select_pairs(
+        rows.codes.numpy(),
+        target,
+        rows.target[:, 1].numpy(),
+        data.encoder.cardinalities_,
+        cross_cells,
+        first_half=first_half,
+        classification=classification,
+    )
+
+
 def train(model, source, *, continue_net: bool = False):
     """Train ``model`` on ``source``; return ``model``.
 
@@ -294,6 +330,7 @@ def train(model, source, *, continue_net: bool = False):
             cross_cells = min(
                 new.max_cross_cells, data.n_train // CROSS_MIN_ROWS_PER_CELL
             )
+        cross_pairs = _cross_pairs(new, data, cross_cells)
         callbacks = _callbacks(
             new,
             hold_out=data.valid is not None,
@@ -305,6 +342,7 @@ def train(model, source, *, continue_net: bool = False):
             hidden=hidden,
             n_outputs=new._n_outputs(),
             cross_cells=cross_cells,
+            cross_pairs=cross_pairs,
             device=device,
             train_split=None if data.valid is None else predefined_split(data.valid),
             callbacks=callbacks,

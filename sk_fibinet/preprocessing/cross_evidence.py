@@ -1,0 +1,199 @@
+"""Held-out evidence for a crossed pair: which pairs ``cross_pairs="auto"`` crosses.
+
+The crossed pairs (:class:`~sk_fibinet.nn.pairs.PairLinear`) give every code
+combination of a small pair of fields a weight of its own. Crossing every pair
+small enough (``max_cross_cells``) over-fits the pairs whose combinations say
+nothing beyond their two fields: on Census-Income (80k training rows, 723
+pairs within 2,000 cells) the defaults' log loss stayed 0.0022 behind
+LightGBM's. :func:`pair_gains` asks each pair for evidence: on one random half
+of the training rows it learns a naive model of the pair's two fields (the
+smoothed target rate of each field's codes, added on the logit scale for a
+classifier, on the target's scale for a regressor) and, on top, a smoothed
+residual of every code combination; on the other half it scores how much the
+residuals lower the loss of the naive model; then the other way round. A pair
+is crossed when the sum is positive.
+
+On small tables the test lacks power: on the 7k-10k-row Criteo and Avazu
+samples it dropped pairs the network uses (ROC AUC 0.7342 against 0.7397,
+0.6885 against 0.6907), so it applies from :data:`MIN_ROWS` training rows, the
+size from which ``target_stats="auto"`` trusts statistics too; below, every
+pair within ``max_cross_cells`` is crossed, as with ``cross_pairs="all"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .target_selection import AUTO_RULE
+
+#: Training rows from which ``cross_pairs="auto"`` asks the pairs for evidence.
+MIN_ROWS = AUTO_RULE["min_rows"]
+
+#: Rows of the half's overall rate in every code's and combination's estimate.
+PRIOR_ROWS = 20.0
+
+
+def pair_gains(
+    codes,
+    target,
+    weight,
+    cardinalities: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    *,
+    first_half,
+    classification: bool,
+    prior_rows: float = PRIOR_ROWS,
+) -> np.ndarray:
+    """Held-out loss each crossed pair removes from a naive model of its fields.
+
+    Parameters
+    ----------
+    codes : ndarray of int of shape (n_samples, n_fields)
+        The training rows' field codes.
+    target : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        0/1 labels (one column per class for a multiclass target) when
+        ``classification``, else the target (any scale: it is standardised).
+    weight : ndarray of shape (n_samples,) or None
+        Sample weights; None means 1.
+    cardinalities : sequence of int
+        Codes of each field.
+    pairs : sequence of (int, int)
+        The candidate pairs of fields.
+    first_half : ndarray of bool of shape (n_samples,)
+        The rows of the first half (a seeded hash of each row's position, so
+        that the halves do not depend on the rows' order).
+    classification : bool
+        Log loss of logits (per target column, summed) if True, squared error
+        of the standardised target otherwise.
+    prior_rows : float, default=20.0
+        Pseudo-rows of the half's overall rate (or of the naive model's
+        prediction) in each code's (or combination's) estimate.
+
+    Returns
+    -------
+    gain : ndarray of shape (n_pairs,)
+        Loss of the naive model minus loss with the pair's residuals, on the
+        held-out half, summed over both halves (in units of the loss summed
+        over rows). Positive: the pair's combinations say something.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> codes = rng.integers(0, 4, size=(20000, 3))
+    >>> logit = 2.0 * ((codes[:, 0] + codes[:, 1]) % 2) - 1.0  # fields 0 x 1
+    >>> y = (rng.random(20000) < 1 / (1 + np.exp(-logit))).astype(float)
+    >>> gain = pair_gains(codes, y, None, [4, 4, 4], [(0, 1), (0, 2), (1, 2)],
+    ...                   first_half=rng.random(20000) < 0.5, classification=True)
+    >>> gain[0] > 1000, bool((gain[1:] < 10).all())
+    (True, True)
+    """
+    codes = np.asarray(codes)
+    y = np.asarray(target, dtype=np.float64)
+    y = y.reshape(-1, 1) if y.ndim == 1 else y  # (n, k)
+    n = len(y)
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    if not classification:
+        mean = np.average(y, axis=0, weights=w)  # (k,)
+        std = np.sqrt(np.average((y - mean) ** 2, axis=0, weights=w))  # (k,)
+        y = (y - mean) / np.where(std > 0, std, 1.0)  # (n, k)
+    first = np.asarray(first_half, dtype=bool)  # (n,)
+    gain = np.zeros(len(pairs))  # (C,)
+    fields = sorted({f for pair in pairs for f in pair})
+    for fit in (first, ~first):
+        score = ~fit
+        if not fit.any() or not score.any():
+            continue
+        w_fit, w_score = w[fit], w[score]
+        for t in range(y.shape[1]):
+            y_fit, y_score = y[fit, t], y[score, t]  # (n_fit,), (n_score,)
+            rate = np.average(y_fit, weights=w_fit) if w_fit.sum() > 0 else 0.0
+            base = _link(rate, classification)
+            effect = {}  # field -> (cardinality,) shift of each code
+            for f in fields:
+                c = codes[fit, f]  # (n_fit,)
+                s = np.bincount(c, w_fit * y_fit, minlength=cardinalities[f])
+                m = np.bincount(c, w_fit, minlength=cardinalities[f])
+                code_rate = (s + prior_rows * rate) / (m + prior_rows)  # (card,)
+                effect[f] = _link(code_rate, classification) - base
+            for k, (i, j) in enumerate(pairs):
+                z = base + effect[i][codes[:, i]] + effect[j][codes[:, j]]  # (n,)
+                cell = codes[:, i] * cardinalities[j] + codes[:, j]  # (n,)
+                n_cells = cardinalities[i] * cardinalities[j]
+                m = np.bincount(cell[fit], w_fit, minlength=n_cells)  # (cells,)
+                if classification:
+                    p = 1.0 / (1.0 + np.exp(-z[fit]))  # (n_fit,) naive rate
+                    s = np.bincount(cell[fit], w_fit * y_fit, minlength=n_cells)
+                    sp = np.bincount(cell[fit], w_fit * p, minlength=n_cells)
+                    naive = np.where(m > 0, sp / np.maximum(m, 1e-300), rate)
+                    shrunk = (s + prior_rows * naive) / (m + prior_rows)  # (cells,)
+                    delta = _link(shrunk, True) - _link(naive, True)  # (cells,)
+                else:
+                    r = np.bincount(cell[fit], w_fit * (y_fit - z[fit]), n_cells)
+                    delta = r / (m + prior_rows)  # (cells,) smoothed residual
+                z_s = z[score]  # (n_score,)
+                crossed = z_s + delta[cell[score]]  # (n_score,)
+                gain[k] += _loss(z_s, y_score, w_score, classification) - _loss(
+                    crossed, y_score, w_score, classification
+                )
+    return gain
+
+
+def select_pairs(
+    codes,
+    target,
+    weight,
+    cardinalities: Sequence[int],
+    max_cells: int,
+    *,
+    first_half,
+    classification: bool,
+) -> list[tuple[int, int]]:
+    """The pairs within ``max_cells`` code combinations that :func:`pair_gains`
+    finds evidence for.
+
+    Parameters
+    ----------
+    codes, target, weight, cardinalities, first_half, classification
+        As :func:`pair_gains` takes them.
+    max_cells : int
+        Largest number of code combinations a candidate pair may have.
+
+    Returns
+    -------
+    pairs : list of (int, int)
+        The pairs to cross, in :class:`~sk_fibinet.nn.pairs.PairLinear`'s order.
+    """
+    cards = [int(c) for c in cardinalities]
+    candidates = [
+        (i, j)
+        for i in range(len(cards))
+        for j in range(i + 1, len(cards))
+        if cards[i] * cards[j] <= max_cells
+    ]
+    if not candidates:
+        return []
+    gain = pair_gains(
+        codes,
+        target,
+        weight,
+        cards,
+        candidates,
+        first_half=first_half,
+        classification=classification,
+    )
+    return [pair for pair, g in zip(candidates, gain, strict=True) if g > 0]
+
+
+def _link(rate, classification: bool):
+    if not classification:
+        return rate
+    p = np.clip(rate, 1e-6, 1.0 - 1e-6)
+    return np.log(p / (1.0 - p))
+
+
+def _loss(z, y, w, classification: bool) -> float:
+    if classification:  # log loss of logits z
+        return float(np.sum(w * (np.logaddexp(0.0, z) - y * z)))
+    return float(np.sum(w * (y - z) ** 2))
