@@ -51,3 +51,35 @@ def test_fill_doc_refuses_an_unknown_name():
 
     with pytest.raises(KeyError, match="no_such_text"):
         fill_doc(f)
+
+
+def _modules():
+    import pkgutil
+
+    import sk_fibinet
+
+    return sorted(
+        m.name for m in pkgutil.walk_packages(sk_fibinet.__path__, "sk_fibinet.")
+    )
+
+
+@pytest.mark.parametrize("name", _modules())
+def test_docstring_examples_run(name):
+    """Every ``>>>`` example in the package runs and prints what it shows (the
+    regressor's had named a column Adult does not have)."""
+    import doctest
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:  # an optional extra that is not installed
+        pytest.skip(f"{name}: {exc}")
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
+    for test in finder.find(module, name):
+        if test.examples:
+            runner.run(test, out=lambda text: None)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} doctest example(s) of {name} failed"

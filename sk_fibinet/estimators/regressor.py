@@ -176,7 +176,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
     >>> from sk_fibinet import FiBiNETRegressor
     >>> from sk_fibinet.datasets import load_adult
     >>> X, _ = load_adult(return_X_y=True, as_frame=True)
-    >>> y = X.pop("hours-per-week")
+    >>> y = X.pop("hours_per_week")
     >>> reg = FiBiNETRegressor(random_state=0).fit(X, y)  # doctest: +SKIP
     >>> reg.predict(X.head(2)).shape  # doctest: +SKIP
     (2,)
