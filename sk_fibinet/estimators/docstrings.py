@@ -92,13 +92,13 @@ _TEXTS = {
         """,
     "cross_pairs": """
         Which of the pairs within ``max_cross_cells`` are crossed. ``"all"``:
-        every one. ``"auto"``: from 50,000 training rows, only the pairs with
+        every one. ``"auto"``: from 20,000 training rows, only the pairs with
         held-out evidence (on one half of the training rows, a smoothed rate
         of every code combination on top of the smoothed rates of the pair's
         two fields; the pair is kept if, on the other half and back, it lowers
         the loss of those two rates alone, see
         :func:`sk_fibinet.preprocessing.cross_evidence.pair_gains`); below
-        50,000 rows the test lacks power and every pair is crossed, as with
+        20,000 rows the test lacks power and every pair is crossed, as with
         ``"all"``. The crossed pairs are ``net_.module_.cross.pairs``.
         """,
     "learning_rate": """
