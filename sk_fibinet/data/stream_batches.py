@@ -185,12 +185,16 @@ class _StreamDataset(torch.utils.data.IterableDataset):
         return self._unit_train_rows
 
     def _encode(self, batch, positions, train):
-        """Codes ``(n, F)`` and target, weight ``(n, 2)`` of a record batch.
+        """Codes ``(n, F)`` and target, weight ``(n, 2)`` of a record batch."""
+        return self.encode_frame(batch.to_pandas(), positions, train)
+
+    def encode_frame(self, frame, positions, train):
+        """Codes ``(n, F)`` and target, weight ``(n, 2)`` of a frame of the
+        source's rows (input columns and target).
 
         With target statistics, a training row (``train``) gets its
         out-of-fold statistics and a held-out row those of the training rows.
         """
-        frame = batch.to_pandas()
         features = frame[self.source.feature_names]
         statistics = self.statistics
         if statistics is not None:

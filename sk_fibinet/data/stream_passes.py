@@ -41,7 +41,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..preprocessing import cross_evidence as _cross_evidence
 from ..preprocessing.binning import _numeric_values
 from ..preprocessing.categories import category_counts, resolve_categorical_mask
 from ..preprocessing.target_selection import (
@@ -51,6 +50,7 @@ from ..preprocessing.target_selection import (
     selection_rule,
 )
 from ..preprocessing.target_stats import TargetStatistics
+from ..training.engine import asks_cross_evidence
 from .features import gate_statistics, make_encoder
 from .held_out import _statistic_values, _uniform_hash
 
@@ -122,7 +122,7 @@ def _learn_encoding(
     target_stats = []
     n_valid = 0
     target = source.target
-    sample_rows = [] if _wants_cross_evidence(estimator, n_rows) else None
+    sample_rows = [] if asks_cross_evidence(estimator, n_rows) else None
     for position, batch in source._batches([*names, target]):
         if batch.column(target).null_count:
             raise ValueError(
@@ -201,17 +201,6 @@ def _learn_encoding(
             np.concatenate([r[2] for r in sample_rows]),
         )
     return encoder, target_stats, n_valid, te, held_out, sample
-
-
-def _wants_cross_evidence(estimator, n_rows: int) -> bool:
-    """Whether ``cross_pairs="auto"`` may ask the bin sample for evidence."""
-    return (
-        estimator.cross_pairs == "auto"
-        and estimator.variant == "fibinet"
-        and estimator.linear
-        and estimator.max_cross_cells > 0
-        and n_rows >= _cross_evidence.MIN_ROWS
-    )
 
 
 def _training_frames(source, columns, *, seed: int, valid_frac: float):

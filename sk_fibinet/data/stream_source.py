@@ -20,14 +20,13 @@ reads and shuffles its rows again, dropping the batches already trained (see
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.utils.validation import validate_data
 
 from ..training.engine import Encoded
 from ..training.net import _CodesDataset
 from . import stream_checkpoint as _stream_checkpoint
-from .features import _target_weight, with_statistics
-from .held_out import _statistic_values, add_held_out_rows, first_half
+from .features import with_statistics
+from .held_out import add_held_out_rows, first_half
 from .stream_batches import _StreamDataset
 from .stream_passes import _learn_encoding
 
@@ -147,7 +146,7 @@ class StreamSource:
             centre_rows=None,
             counts=counts,
             after_fit=after_fit,
-            evidence=_evidence(source, encoder, statistics, targets, sample, seed),
+            evidence=_evidence(stream, sample, seed),
             finish=self._add_held_out_statistics,
         )
 
@@ -161,24 +160,19 @@ class StreamSource:
             add_held_out_rows(model.target_stats_, held)
 
 
-def _evidence(source, encoder, statistics, targets, sample, seed: int):
-    """The bin sample's training rows as codes and targets, and their halves:
-    what ``cross_pairs="auto"`` asks the pairs for evidence on (every training
-    row when the sample holds them all, as in memory); None without a sample."""
+def _evidence(stream, sample, seed: int):
+    """The bin sample's training rows as codes and targets, encoded as the
+    training batches are, and their halves: what ``cross_pairs="auto"`` asks
+    the pairs for evidence on (every training row when the sample holds them
+    all, as in memory); None without a sample."""
     if sample is None or not sample[2].any():
         return None
     frame, positions, train = sample
     frame, positions = frame[train].reset_index(drop=True), positions[train]
-    features = frame[source.feature_names]
-    if statistics is not None:  # out of fold, as the training batches get them
-        values = _statistic_values(
-            statistics, features, positions, np.ones(len(frame), dtype=bool)
-        )  # (n, k)
-        features = with_statistics(features, statistics.feature_names_, values)
-    codes = torch.from_numpy(encoder.transform(features))  # (n, F)
-    target, weight = targets(frame[source.target].to_numpy())
-    rows = _CodesDataset(codes, _target_weight(target, weight))
-    return rows, first_half(positions, seed)
+    codes, target_weight = stream.encode_frame(
+        frame, positions, np.ones(len(frame), dtype=bool)
+    )  # (n, F), (n, 2)
+    return _CodesDataset(codes, target_weight), first_half(positions, seed)
 
 
 def _refuse_split(model, n_rows: int):

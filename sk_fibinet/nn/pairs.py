@@ -13,7 +13,23 @@ from torch import nn
 
 from .layers import _embedding
 
-__all__ = ["PairLinear"]
+__all__ = ["PairLinear", "crossable_pairs"]
+
+
+def crossable_pairs(cardinalities: Sequence[int], max_cells: int) -> list:
+    """The pairs of fields ``(i, j)``, ``i < j``, with at most ``max_cells``
+    code combinations, in :class:`PairLinear`'s order.
+
+    >>> crossable_pairs([3, 4, 1000], max_cells=20)
+    [(0, 1)]
+    """
+    cards = [int(c) for c in cardinalities]
+    return [
+        (i, j)
+        for i in range(len(cards))
+        for j in range(i + 1, len(cards))
+        if cards[i] * cards[j] <= max_cells
+    ]
 
 
 class PairLinear(nn.Module):
@@ -75,15 +91,12 @@ class PairLinear(nn.Module):
         cards = [int(c) for c in cardinalities]
         chosen = None if pairs is None else {(int(i), int(j)) for i, j in pairs}
         left, right, offset, total = [], [], [], 0
-        for i in range(len(cards)):
-            for j in range(i + 1, len(cards)):
-                if cards[i] * cards[j] <= max_cells and (
-                    chosen is None or (i, j) in chosen
-                ):
-                    left.append(i)
-                    right.append(j)
-                    offset.append(total)
-                    total += cards[i] * cards[j]
+        for i, j in crossable_pairs(cards, max_cells):
+            if chosen is None or (i, j) in chosen:
+                left.append(i)
+                right.append(j)
+                offset.append(total)
+                total += cards[i] * cards[j]
         long = dict(dtype=torch.long)
         self.register_buffer(
             "left", torch.tensor(left, **long), persistent=False

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..nn.pairs import crossable_pairs
+
 #: Training rows from which ``cross_pairs="auto"`` asks the pairs for evidence:
 #: between the samples where the test lost (<= 10k) and the tables where it
 #: gained or was level (>= 32k).
@@ -170,12 +172,7 @@ def select_pairs(
         The pairs to cross, in :class:`~sk_fibinet.nn.pairs.PairLinear`'s order.
     """
     cards = [int(c) for c in cardinalities]
-    candidates = [
-        (i, j)
-        for i in range(len(cards))
-        for j in range(i + 1, len(cards))
-        if cards[i] * cards[j] <= max_cells
-    ]
+    candidates = crossable_pairs(cards, max_cells)
     if not candidates:
         return []
     gain = pair_gains(

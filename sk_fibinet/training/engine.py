@@ -252,15 +252,27 @@ def _forget_training_rows(net) -> None:
             cb.best_model_weights_ = None
 
 
+def asks_cross_evidence(model, n_train: int) -> bool:
+    """Whether a fit of ``model`` on ``n_train`` training rows chooses its
+    crossed pairs by held-out evidence (``cross_pairs="auto"``, see
+    :mod:`~sk_fibinet.preprocessing.cross_evidence`); a stream asks before its
+    first pass, to keep its bin sample's rows."""
+    return (
+        model.cross_pairs == "auto"
+        and model.linear
+        and model.variant == "fibinet"
+        and model.max_cross_cells > 0
+        and n_train >= _cross_evidence.MIN_ROWS
+    )
+
+
 def _cross_pairs(model, data, cross_cells: int):
-    """The pairs ``cross_pairs="auto"`` crosses (see
-    :mod:`~sk_fibinet.preprocessing.cross_evidence`); None: every pair within
+    """The pairs ``cross_pairs="auto"`` crosses; None: every pair within
     ``cross_cells``."""
     if (
-        model.cross_pairs != "auto"
-        or cross_cells <= 0
+        cross_cells <= 0
         or data.evidence is None
-        or data.n_train < _cross_evidence.MIN_ROWS
+        or not asks_cross_evidence(model, data.n_train)
     ):
         return None
     rows, first_half = data.evidence
