@@ -41,8 +41,9 @@ def plot_field_importances(model, *, ax=None, max_fields=30):
     ax : matplotlib Axes
     """
     check_is_fitted(model)
-    names = model.encoder_.column_names_
-    values = pd.Series(model.feature_importances_, index=names).sort_values()
+    importances = model.feature_importances_  # (n_features,): per input column
+    names = model.encoder_.column_names_[: len(importances)]
+    values = pd.Series(importances, index=names).sort_values()
     values = values.iloc[-max_fields:]
     ax = _axes(ax, (6, 0.3 * len(values) + 1.2))
     ax.barh(values.index, values.to_numpy(), color="#3b75af")

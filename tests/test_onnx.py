@@ -541,3 +541,27 @@ def test_crossed_pairs_chosen_by_evidence_export(frame, monkeypatch):
     chosen = FiBiNETClassifier(**kw).fit(X, y)
     assert 0 < chosen.net_.module_.cross.n_pairs < every.net_.module_.cross.n_pairs
     assert_classifier_matches(chosen, held_out(X))
+
+
+def test_derived_fields_of_crossed_triples_export(monkeypatch):
+    """cross_triples="auto" adds a derived field per crossed triple: the graph
+    computes its code from the three columns' codes (unseen and missing values
+    included)."""
+    import sk_fibinet.preprocessing.cross_evidence as cross_evidence
+
+    monkeypatch.setattr(cross_evidence, "MIN_ROWS", 1000)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, size=(6000, 4))
+    y = (codes[:, :3].sum(1) % 2).astype(bool) != (rng.random(6000) < 0.1)
+    X = pd.DataFrame({c: codes[:, k].astype(str) for k, c in enumerate("abcd")})
+    X["x"] = rng.normal(size=6000)
+    clf = FiBiNETClassifier(**SMALL, cross_triples="auto").fit(X, y)
+    assert clf.encoder_.crosses_ == [(0, 1, 2)]
+    rows = X.head(12).copy()
+    rows.loc[rows.index[:3], "a"] = ["9", None, np.nan]  # unseen and missing
+    assert_classifier_matches(clf, rows)
+    reg = FiBiNETRegressor(**SMALL, cross_triples="auto").fit(
+        X, y.astype(float) + X["x"]
+    )
+    assert reg.encoder_.crosses_ == [(0, 1, 2)]
+    assert_regressor_matches(reg, rows)

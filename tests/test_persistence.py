@@ -521,7 +521,7 @@ def test_damaged_target_statistics_are_a_clear_error(tmp_path):
     path = tmp_path / "model.pt"
     save_model(clf, path)
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 4
+    assert payload["format_version"] == FORMAT_VERSION
     w, s, q = payload["target_stats"]["sums"][0]
     payload["target_stats"]["sums"][0] = [w[:-1], s, q]  # one value's row lost
     torch.save(payload, path)

@@ -160,8 +160,6 @@ class ChunkSource:
             _warn_unknown(encoder, codes)
         codes = torch.from_numpy(codes)  # (n, F)
         dataset = _CodesDataset(codes, self.target_weight)
-        # embedding_l2 of a new net scales by the first chunk's counts
-        counts = code_counts(codes, encoder.cardinalities_)  # (R,)
         return Encoded(
             encoder=encoder,
             train=dataset,
@@ -170,7 +168,9 @@ class ChunkSource:
             kept=dataset,
             explain_rows=dataset,
             centre_rows=None,
-            counts=lambda: counts,
+            # embedding_l2 of a new net scales by the first chunk's counts, read
+            # when asked: derived fields may be added to its codes first
+            counts=lambda: code_counts(dataset.codes, encoder.cardinalities_),
             evidence=(dataset, first_half(np.arange(len(dataset)), seed))
             if self.first
             else None,
@@ -179,7 +179,8 @@ class ChunkSource:
 
 def _warn_unknown(encoder, codes: np.ndarray) -> None:
     """Warn when exactly-encoded columns of a later chunk hit the "other" code."""
-    hashed = getattr(encoder, "hash_buckets_", None) or [None] * codes.shape[1]
+    n_columns = len(encoder.column_names_)  # the derived fields have no vocabulary
+    hashed = getattr(encoder, "hash_buckets_", None) or [None] * n_columns
     counts = {
         name: int(np.count_nonzero(codes[:, j] == OTHER_CODE))
         for j, (name, vocab, buckets) in enumerate(

@@ -119,7 +119,6 @@ class FrameSource:
         if hold_out:
             train = _CodesDataset(codes[tr], target_weight[tr])
             valid = _CodesDataset(codes[va], target_weight[va])
-        counts = code_counts(train.codes, encoder.cardinalities_)  # (R,)
         return Encoded(
             encoder=encoder,
             train=train,
@@ -128,7 +127,8 @@ class FrameSource:
             kept=_CodesDataset(codes),
             explain_rows=train,
             centre_rows=train,
-            counts=lambda: counts,
+            # read when asked: derived fields may be added to the codes first
+            counts=lambda: code_counts(train.codes, encoder.cardinalities_),  # (R,)
             evidence=(
                 train,
                 first_half(

@@ -120,6 +120,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         "linear": ["boolean"],
         "max_cross_cells": [Interval(Integral, 0, None, closed="left")],
         "cross_pairs": [StrOptions({"auto", "all"})],
+        "cross_triples": [StrOptions({"auto"}), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "embedding_l2": [Interval(Real, 0, None, closed="left")],
@@ -166,6 +167,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         linear=True,
         max_cross_cells=2000,
         cross_pairs="auto",
+        cross_triples=None,
         learning_rate=1e-3,
         weight_decay=0.0,
         embedding_l2=0.03,
@@ -199,6 +201,7 @@ class BaseFiBiNET(InspectionMixin, ValidationMixin, BaseEstimator, metaclass=ABC
         self.linear = linear
         self.max_cross_cells = max_cross_cells
         self.cross_pairs = cross_pairs
+        self.cross_triples = cross_triples
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.embedding_l2 = embedding_l2

@@ -62,6 +62,8 @@ class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
         $max_cross_cells
     cross_pairs : {"auto", "all"}, default="auto"
         $cross_pairs
+    cross_triples : "auto" or None, default=None
+        $cross_triples
     learning_rate : float, default=1e-3
         $learning_rate
     weight_decay : float, default=0.0
@@ -191,6 +193,7 @@ class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
         linear=True,
         max_cross_cells=2000,
         cross_pairs="auto",
+        cross_triples=None,
         learning_rate=1e-3,
         weight_decay=0.0,
         embedding_l2=0.03,
@@ -227,6 +230,7 @@ class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
             linear=linear,
             max_cross_cells=max_cross_cells,
             cross_pairs=cross_pairs,
+            cross_triples=cross_triples,
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             embedding_l2=embedding_l2,

@@ -101,6 +101,20 @@ _TEXTS = {
         20,000 rows the test lacks power and every pair is crossed, as with
         ``"all"``. The crossed pairs are ``net_.module_.cross.pairs``.
         """,
+    "cross_triples": """
+        ``"auto"``: from 20,000 training rows, up to two crossed triples of
+        fields become derived categorical fields, each code combination of the
+        three fields a code of its own, embedded and crossed by the network
+        like the other fields. Asked are the triples within 2,000 combinations
+        (16 training rows each on average) whose pairs have the most held-out
+        evidence; kept are those that, on one half of the training rows and
+        then the other, lower the held-out loss of a naive model of their
+        three fields and three pairs by more than two standard errors (see
+        :mod:`sk_fibinet.preprocessing.triple_evidence`). Only with
+        ``variant="fibinet"``. ``None``: no derived fields. The triples are
+        ``encoder_.crosses_``; explanations report a derived field's share
+        under its three columns, a third each.
+        """,
     "learning_rate": """
         Learning rate of the optimizer: AdamW for the dense weights, lazy Adam
         (only the rows a batch touches) for the embedding tables.

@@ -52,19 +52,27 @@ class InspectionMixin:
     def _to_columns(self, values: np.ndarray) -> np.ndarray:
         """Per-field values ``(..., F)`` summed into the input columns
         ``(..., n_features_in_)``: a target statistic counts for its column, a
-        pair's statistic half for each of its two columns."""
+        pair's statistic half for each of its two columns, a derived field
+        (a crossed triple) a third for each of its three fields' columns."""
         statistics = getattr(self, "target_stats_", None)
-        if statistics is None:
+        encoder = self.encoder_
+        crosses = encoder._crosses()
+        if statistics is None and not crosses:
             return values
-        names = list(self.encoder_.column_names_)
-        n_inputs = len(names) - len(statistics.feature_names_)
-        fold = np.zeros((len(names), n_inputs))  # (F, n_features)
+        names = list(encoder.column_names_)
+        n_statistics = 0 if statistics is None else len(statistics.feature_names_)
+        n_inputs = len(names) - n_statistics
+        fold = np.zeros((len(names), n_inputs))  # (columns' fields, n_features)
         fold[np.arange(n_inputs), np.arange(n_inputs)] = 1.0
-        for j, name in enumerate(statistics.feature_names_, start=n_inputs):
-            sources = statistics.sources_[name]
+        for j in range(n_inputs, len(names)):
+            sources = statistics.sources_[names[j]]
             for source in sources:
                 fold[j, names.index(source)] += 1.0 / len(sources)
-        return values @ fold  # (..., n_features)
+        derived = np.zeros((len(crosses), n_inputs))  # (T, n_features)
+        for t, fields in enumerate(crosses):
+            for f in fields:  # a statistic's field passes on to its columns
+                derived[t] += fold[f] / len(fields)
+        return values @ np.concatenate([fold, derived])  # (..., n_features)
 
     def _forward(self, X) -> torch.Tensor:
         """The network's raw output for ``X``, ``(n_samples, n_outputs)``."""
@@ -125,7 +133,8 @@ class InspectionMixin:
         return predict_to_parquet(self, source, path, method=method, columns=columns)
 
     def _column_names(self) -> list[str]:
-        return list(self.encoder_.column_names_)
+        """Names of the fields: the columns', then the derived fields'."""
+        return self.encoder_.field_names()
 
     def _replacer(self) -> Replacer:
         """The network with fields replaceable by their references."""
@@ -182,7 +191,7 @@ class InspectionMixin:
         phi = shapley_values(self._replacer(), dataset.codes, output, kept, weights)
         scale, _ = self._explain_units()
         columns = self._column_names()
-        if getattr(self, "target_stats_", None) is not None:
+        if getattr(self, "target_stats_", None) is not None or self.encoder_._crosses():
             phi = self._to_columns(phi)  # (n, n_features)
             columns = columns[: phi.shape[1]]
         return pd.DataFrame(sign * scale * phi, index=index, columns=columns)

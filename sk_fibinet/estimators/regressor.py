@@ -63,6 +63,8 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         $max_cross_cells
     cross_pairs : {"auto", "all"}, default="auto"
         $cross_pairs
+    cross_triples : "auto" or None, default=None
+        $cross_triples
     learning_rate : float, default=1e-3
         $learning_rate
     weight_decay : float, default=0.0
@@ -207,6 +209,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         linear=True,
         max_cross_cells=2000,
         cross_pairs="auto",
+        cross_triples=None,
         learning_rate=1e-3,
         weight_decay=0.0,
         embedding_l2=1.0,
@@ -241,6 +244,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
             linear=linear,
             max_cross_cells=max_cross_cells,
             cross_pairs=cross_pairs,
+            cross_triples=cross_triples,
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             embedding_l2=embedding_l2,

@@ -33,8 +33,11 @@ from ..preprocessing.target_stats import TargetStatistics
 # 4: the target statistics (target_stats="auto") are stored; a reader of
 # versions 1-3 would drop them and load a model that cannot predict, so it
 # must refuse the file. Files of versions 1-3 have none and still load.
-FORMAT_VERSION = 4
-_READABLE_VERSIONS = (1, 2, 3, 4)
+# 5: the encoder's derived fields (cross_triples="auto") are stored; a reader
+# of versions 1-4 would encode the columns without them, so it must refuse the
+# file. Files of versions 1-4 have none and still load.
+FORMAT_VERSION = 5
+_READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 
 def _params_to_plain(model: BaseFiBiNET) -> dict:
@@ -168,6 +171,7 @@ def _encoder_to_plain(encoder: FieldEncoder) -> dict:
         "vocabularies": vocabularies,
         "bin_edges": bin_edges,
         "hash_function": str(getattr(encoder, "hash_function_", "siphash")),
+        "crosses": [[int(f) for f in fields] for fields in encoder._crosses()],
     }
 
 
@@ -195,6 +199,8 @@ def _encoder_from_plain(state: dict) -> FieldEncoder:
             f"{hash_function!r}; known: {', '.join(HASH_FUNCTIONS)}."
         )
     encoder.hash_function_ = hash_function
+    # files of formats 1-4 have no derived fields
+    encoder.crosses_ = [tuple(int(f) for f in t) for t in state.get("crosses", [])]
     return encoder
 
 

@@ -45,6 +45,7 @@ from .onnx_encoding import (
     _encode_column,
     _encode_statistics,
     _Graph,
+    encode_crosses,
     n_input_columns,
 )
 from .onnx_network import OPSET, network_nodes
@@ -268,12 +269,13 @@ def _model(onnx, estimator, *, matrix: bool):
             values = _encode_statistics(g, statistics, text)  # (batch, 1) each
             for j in range(n_inputs, len(names)):
                 codes.append(_encode_column(g, values[names[j]], encoder, j))
+    codes += encode_crosses(g, codes, encoder)  # the derived fields, last
     x_codes, z = _PREFIX + "codes", _PREFIX + "logits"
     g.nodes.append(
         helper.make_node("Concat", codes, [x_codes], name=x_codes, axis=1)
     )  # (batch, F) int64
     net_nodes, net_initializers, ir_version = network_nodes(
-        onnx, estimator.net_.module_, len(names), x_codes, z
+        onnx, estimator.net_.module_, len(encoder.cardinalities_), x_codes, z
     )
     n_encoding = len(g.nodes)
     outputs = _head(g, estimator, z)

@@ -148,6 +148,20 @@ def _vocabulary_texts(vocab, name) -> list[str]:
     return texts
 
 
+def encode_crosses(g: _Graph, codes: list, encoder) -> list:
+    """Nodes turning the columns' codes (``(batch, 1)`` int64 each) into the
+    derived fields' codes, ``(c_i card_j + c_j) card_k + c_k`` as
+    :meth:`FieldEncoder.cross_codes` computes them."""
+    cards = encoder.cardinalities_
+    out = []
+    for i, j, k in encoder._crosses():
+        cell = g.node("Mul", [codes[i], g.const(np.array(cards[j], np.int64))])
+        cell = g.node("Add", [cell, codes[j]])  # (batch, 1)
+        cell = g.node("Mul", [cell, g.const(np.array(cards[k], np.int64))])
+        out.append(g.node("Add", [cell, codes[k]], "crossed"))  # (batch, 1)
+    return out
+
+
 def _encode_column(g: _Graph, x: str, encoder, j: int, text: bool = True) -> str:
     """Nodes turning input ``x`` ``(batch, 1)`` into field ``j``'s int64 codes;
     a categorical ``x`` is text, or (not ``text``) double like a numeric one."""

@@ -146,6 +146,47 @@ def pair_gains(
     return gain
 
 
+def crossable_pair_gains(
+    codes,
+    target,
+    weight,
+    cardinalities: Sequence[int],
+    max_cells: int,
+    *,
+    first_half,
+    classification: bool,
+) -> dict:
+    """:func:`pair_gains` of every pair within ``max_cells`` code combinations.
+
+    Parameters
+    ----------
+    codes, target, weight, cardinalities, first_half, classification
+        As :func:`pair_gains` takes them.
+    max_cells : int
+        Largest number of code combinations a candidate pair may have.
+
+    Returns
+    -------
+    gains : dict of (int, int) to float
+        Each candidate's gain, in :class:`~sk_fibinet.nn.pairs.PairLinear`'s
+        order.
+    """
+    cards = [int(c) for c in cardinalities]
+    candidates = crossable_pairs(cards, max_cells)
+    if not candidates:
+        return {}
+    gain = pair_gains(
+        codes,
+        target,
+        weight,
+        cards,
+        candidates,
+        first_half=first_half,
+        classification=classification,
+    )
+    return {pair: float(g) for pair, g in zip(candidates, gain, strict=True)}
+
+
 def select_pairs(
     codes,
     target,
@@ -171,20 +212,16 @@ def select_pairs(
     pairs : list of (int, int)
         The pairs to cross, in :class:`~sk_fibinet.nn.pairs.PairLinear`'s order.
     """
-    cards = [int(c) for c in cardinalities]
-    candidates = crossable_pairs(cards, max_cells)
-    if not candidates:
-        return []
-    gain = pair_gains(
+    gains = crossable_pair_gains(
         codes,
         target,
         weight,
-        cards,
-        candidates,
+        cardinalities,
+        max_cells,
         first_half=first_half,
         classification=classification,
     )
-    return [pair for pair, g in zip(candidates, gain, strict=True) if g > 0]
+    return [pair for pair, gain in gains.items() if gain > 0]
 
 
 def _link(rate, classification: bool):
@@ -194,10 +231,15 @@ def _link(rate, classification: bool):
     return np.log(p / (1.0 - p))
 
 
+def _row_drops(z, delta, y, w, classification: bool) -> np.ndarray:
+    """Per row, ``(n,)``: the weighted loss of logits (or predictions) ``z``
+    minus that of ``z + delta``."""
+    if classification:  # log loss of logits: softplus(z) - y z
+        return w * (np.logaddexp(0.0, z) - np.logaddexp(0.0, z + delta) + y * delta)
+    r = y - z  # (n,) residuals; (r^2 - (r - delta)^2) = delta (2 r - delta)
+    return w * delta * (2.0 * r - delta)
+
+
 def _loss_drop(z, delta, y, w, classification: bool) -> float:
     """Summed loss of logits (or predictions) ``z`` minus that of ``z + delta``."""
-    if classification:  # log loss of logits: softplus(z) - y z
-        drop = np.logaddexp(0.0, z) - np.logaddexp(0.0, z + delta) + y * delta
-        return float(np.dot(w, drop))
-    r = y - z  # (n,) residuals; (r^2 - (r - delta)^2) = delta (2 r - delta)
-    return float(np.dot(w, delta * (2.0 * r - delta)))
+    return float(np.sum(_row_drops(z, delta, y, w, classification)))

@@ -17,6 +17,13 @@ Every input column becomes one embedding *field*:
 So every field's codes lie in ``[0, cardinality)`` and no value, known or not,
 can ever index outside its embedding rows.
 
+After ``fit``, :meth:`FieldEncoder.add_crosses` may add *derived* fields, one
+per crossed triple of fields (``cross_triples="auto"``, chosen by
+:mod:`.triple_evidence`): a derived field's code is the combination of its three
+fields' codes, ``(c_i card_j + c_j) card_k + c_k``, so it needs no vocabulary
+and every combination (missing and "other" codes included) has its own code.
+They come after the columns' fields.
+
 The rules live in those modules; :class:`FieldEncoder` is the one place that
 composes them: the in-memory fit, partial_fit and the streamed first pass all
 learn through it and must agree code for code.
@@ -82,6 +89,9 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         keep hashing as they did.
     bin_edges_ : list of ndarray or None
         Inner bin edges of each numeric column, ``None`` for categorical ones.
+    crosses_ : list of (int, int, int)
+        The columns' fields of each derived field (:meth:`add_crosses`); their
+        cardinalities follow the columns' in ``cardinalities_``.
     """
 
     def __init__(
@@ -166,6 +176,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
             self.hash_buckets, self.column_names_, self.categorical_mask_
         )
         self.hash_function_ = HASH_FUNCTIONS[0]
+        self.crosses_ = []
         self.vocabularies_, self.bin_edges_, self.cardinalities_ = [], [], []
         for stat, is_cat, buckets in zip(
             stats, self.categorical_mask_, self.hash_buckets_, strict=True
@@ -201,7 +212,69 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         bins : list of int
             One entry per field, in field order.
         """
-        return [0 if e is None else e.size + 1 for e in self.bin_edges_]
+        bins = [0 if e is None else e.size + 1 for e in self.bin_edges_]
+        return bins + [0] * len(self._crosses())
+
+    def _crosses(self) -> list:
+        return getattr(self, "crosses_", None) or []  # none before they existed
+
+    def add_crosses(self, crosses) -> None:
+        """Add one derived field per crossed triple of the columns' fields.
+
+        Parameters
+        ----------
+        crosses : sequence of (int, int, int)
+            Fields (column positions) of each triple, each within the columns'
+            fields; the derived field gets ``card_i card_j card_k`` codes.
+        """
+        check_is_fitted(self)
+        if self._crosses():
+            raise RuntimeError("This encoder already has derived fields.")
+        n_columns = len(self.column_names_)
+        crosses = [tuple(int(f) for f in fields) for fields in crosses]
+        for fields in crosses:
+            if len(fields) != 3 or not all(0 <= f < n_columns for f in fields):
+                raise ValueError(
+                    f"A crossed triple names three of the {n_columns} columns' "
+                    f"fields; got {fields}."
+                )
+        self.crosses_ = crosses
+        for i, j, k in crosses:
+            cards = self.cardinalities_
+            self.cardinalities_.append(int(cards[i]) * int(cards[j]) * int(cards[k]))
+
+    def field_names(self) -> list[str]:
+        """Names of every field: the columns', then ``"a*b*c"`` per derived one.
+
+        Returns
+        -------
+        names : list of str
+        """
+        names = list(self.column_names_)
+        return names + ["*".join(names[f] for f in t) for t in self._crosses()]
+
+    def cross_codes(self, codes) -> np.ndarray:
+        """The columns' codes with the derived fields' codes appended.
+
+        Parameters
+        ----------
+        codes : ndarray of int64 of shape (n_samples, n_columns)
+            Codes of the columns' fields.
+
+        Returns
+        -------
+        codes : ndarray of int64 of shape (n_samples, n_fields)
+        """
+        codes = np.asarray(codes, dtype=np.int64)
+        crosses = self._crosses()
+        if not crosses:
+            return codes
+        cards = self.cardinalities_
+        derived = np.empty((codes.shape[0], len(crosses)), dtype=np.int64)  # (n, T)
+        for t, (i, j, k) in enumerate(crosses):
+            cell = codes[:, i] * cards[j] + codes[:, j]  # (n,)
+            derived[:, t] = cell * cards[k] + codes[:, k]  # (n,)
+        return np.concatenate([codes, derived], axis=1)  # (n, F)
 
     def transform(self, X):
         """Encode ``X`` into field codes.
@@ -213,8 +286,9 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        codes : ndarray of int64 of shape (n_samples, n_features)
-            Codes of field ``j`` lie in ``[0, cardinalities_[j])``.
+        codes : ndarray of int64 of shape (n_samples, n_fields)
+            Codes of field ``j`` lie in ``[0, cardinalities_[j])``; the
+            derived fields (:meth:`add_crosses`) follow the columns'.
         """
         check_is_fitted(self)
         _, cols, _, _ = self._columns(X)
@@ -236,7 +310,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
                 out = np.searchsorted(self.bin_edges_[j], values, side="left") + 1
                 out[np.isnan(values)] = MISSING_CODE
                 codes[:, j] = out
-        return codes
+        return self.cross_codes(codes)  # (n, F)
 
     @staticmethod
     def _encode_categorical(col, vocab, name) -> np.ndarray:

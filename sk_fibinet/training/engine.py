@@ -31,13 +31,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
+from ..nn.pairs import crossable_pairs
 from ..nn.precision import first_layer_dtype
 from ..preprocessing import cross_evidence as _cross_evidence
+from ..preprocessing import triple_evidence as _triple_evidence
 from . import distributed as _distributed
 from .net import _CodesDataset, _StopOnNonFinite
 
@@ -252,11 +255,7 @@ def _forget_training_rows(net) -> None:
             cb.best_model_weights_ = None
 
 
-def asks_cross_evidence(model, n_train: int) -> bool:
-    """Whether a fit of ``model`` on ``n_train`` training rows chooses its
-    crossed pairs by held-out evidence (``cross_pairs="auto"``, see
-    :mod:`~sk_fibinet.preprocessing.cross_evidence`); a stream asks before its
-    first pass, to keep its bin sample's rows."""
+def _asks_pair_evidence(model, n_train: int) -> bool:
     return (
         model.cross_pairs == "auto"
         and model.linear
@@ -266,29 +265,71 @@ def asks_cross_evidence(model, n_train: int) -> bool:
     )
 
 
-def _cross_pairs(model, data, cross_cells: int):
-    """The pairs ``cross_pairs="auto"`` crosses; None: every pair within
-    ``cross_cells``."""
-    if (
-        cross_cells <= 0
-        or data.evidence is None
-        or not asks_cross_evidence(model, data.n_train)
-    ):
-        return None
+def _asks_triple_evidence(model, n_train: int) -> bool:
+    return (
+        model.cross_triples == "auto"
+        and model.variant == "fibinet"
+        and n_train >= _cross_evidence.MIN_ROWS
+    )
+
+
+def asks_cross_evidence(model, n_train: int) -> bool:
+    """Whether a fit of ``model`` on ``n_train`` training rows chooses its
+    crossed pairs (``cross_pairs="auto"``, see
+    :mod:`~sk_fibinet.preprocessing.cross_evidence`) or its crossed triples
+    (``cross_triples="auto"``, :mod:`~sk_fibinet.preprocessing.triple_evidence`)
+    by held-out evidence; a stream asks before its first pass, to keep its bin
+    sample's rows."""
+    return _asks_pair_evidence(model, n_train) or _asks_triple_evidence(model, n_train)
+
+
+def _choose_crosses(model, data, cross_cells: int):
+    """The pairs the linear part crosses (None: every pair within
+    ``cross_cells``) and the triples that become derived fields, chosen by
+    held-out evidence on ``data.evidence``; the pairs' evidence, measured once,
+    also ranks the candidate triples."""
+    pairs_asked = cross_cells > 0 and _asks_pair_evidence(model, data.n_train)
+    triples_asked = _asks_triple_evidence(model, data.n_train)
+    if data.evidence is None or not (pairs_asked or triples_asked):
+        return None, []
     rows, first_half = data.evidence
     target = rows.target[:, 0].numpy()  # (n,) class index or scaled target
     classification = is_classifier(model)
     if classification and model._n_outputs() > 1:  # one column per class
         target = np.eye(model._n_outputs())[target.astype(np.int64)]  # (n, k)
-    return _cross_evidence.select_pairs(
-        rows.codes.numpy(),
-        target,
-        rows.target[:, 1].numpy(),
-        data.encoder.cardinalities_,
-        cross_cells,
+    evidence = dict(
+        codes=rows.codes.numpy(),
+        target=target,
+        weight=rows.target[:, 1].numpy(),
+        cardinalities=list(data.encoder.cardinalities_),
         first_half=first_half,
         classification=classification,
     )
+    pairs, gains = None, {}
+    if pairs_asked:
+        gains = _cross_evidence.crossable_pair_gains(max_cells=cross_cells, **evidence)
+        pairs = [pair for pair, gain in gains.items() if gain > 0]
+    triples = []
+    if triples_asked:
+        triples = _triple_evidence.select_triples(pair_gain=gains, **evidence)
+    if triples and pairs is None and cross_cells > 0:  # not the derived fields
+        pairs = crossable_pairs(evidence["cardinalities"], cross_cells)
+    return pairs, triples
+
+
+def _add_derived_fields(data, triples) -> None:
+    """Give the encoder the derived fields of ``triples`` and append their
+    codes to every dataset of ``data`` held in memory (a stream's batches are
+    encoded with them as they are read)."""
+    data.encoder.add_crosses(triples)
+    datasets = [data.train, data.valid, data.kept, data.explain_rows]
+    datasets.append(data.centre_rows)
+    done = set()
+    for dataset in datasets:
+        if isinstance(dataset, _CodesDataset) and id(dataset) not in done:
+            done.add(id(dataset))
+            codes = data.encoder.cross_codes(dataset.codes.numpy())  # (n, F)
+            dataset.codes = torch.from_numpy(codes)
 
 
 def train(model, source, *, continue_net: bool = False):
@@ -342,7 +383,9 @@ def train(model, source, *, continue_net: bool = False):
             cross_cells = min(
                 new.max_cross_cells, data.n_train // CROSS_MIN_ROWS_PER_CELL
             )
-        cross_pairs = _cross_pairs(new, data, cross_cells)
+        cross_pairs, triples = _choose_crosses(new, data, cross_cells)
+        if triples:
+            _add_derived_fields(data, triples)
         callbacks = _callbacks(
             new,
             hold_out=data.valid is not None,
