@@ -178,3 +178,20 @@ def test_streamed_fit_derives_the_triple_of_the_in_memory_fit(few_rows, tmp_path
     assert streamed.predict_proba(X).shape == (len(X), 2)
     a = roc_auc_score(y, streamed.predict_proba(X)[:, 1])
     assert a > 0.75
+
+
+def test_a_few_outliers_do_not_bury_a_regression_triple(monkeypatch):
+    """A long-tailed target (1 % of rows 40 units late): the squared errors of
+    the outliers would decide the test; clipped at CLIP_STD they do not."""
+    _, _, codes, logit = make_parity(n=20000)
+    rng = np.random.default_rng(7)
+    y = 0.1 * logit + rng.normal(0, 1, len(logit))
+    late = rng.random(len(y)) < 0.01
+    y[late] += 40.0
+    kw = dict(first_half=rng.random(len(y)) < 0.5, classification=False)
+    assert select_triples(codes, y, None, [4] * 4, **kw) == [(0, 1, 2)]
+    monkeypatch.setattr(triple_evidence, "CLIP_STD", np.inf)
+    gain, std = triple_gains(
+        codes, y, None, [4] * 4, [(0, 1, 2)], return_std=True, **kw
+    )
+    assert gain[0] < triple_evidence.MIN_Z * std[0]

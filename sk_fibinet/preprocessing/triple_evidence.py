@@ -55,6 +55,12 @@ MAX_TRIPLES = 2
 BACKFIT_ROUNDS = 3
 #: Standard errors a triple's held-out gain must exceed to be kept.
 MIN_Z = 2.0
+#: A regression target is standardised and clipped at this many standard
+#: deviations for the test: on the flights table (arrival delays, a long right
+#: tail) the squared errors of a few late flights buried ``day x origin x dow``
+#: (0.0 to 0.8 standard errors over 3 seeds; clipped at 3, 2.2 to 2.7), the
+#: triple that lifts R^2 from 0.2231 to 0.24.
+CLIP_STD = 3.0
 
 
 def candidate_triples(cardinalities: Sequence[int], n_rows: int) -> list[tuple]:
@@ -120,7 +126,7 @@ def triple_gains(
         The rows of the first half.
     classification : bool
         Log loss of logits (per target column, summed) if True, squared error
-        of the standardised target otherwise.
+        of the standardised target, clipped at :data:`CLIP_STD`, otherwise.
     prior_rows : float, default=20.0
         Pseudo-rows of the naive model's prediction in every estimate.
     rounds : int, default=3
@@ -159,6 +165,7 @@ def triple_gains(
         mean = np.average(y, axis=0, weights=w)  # (k,)
         std = np.sqrt(np.average((y - mean) ** 2, axis=0, weights=w))  # (k,)
         y = (y - mean) / np.where(std > 0, std, 1.0)  # (n, k)
+        y = np.clip(y, -CLIP_STD, CLIP_STD)  # (n, k): outliers do not decide
     cards = [int(c) for c in cardinalities]
     first = np.asarray(first_half, dtype=bool)  # (n,)
     gain = np.zeros(len(triples))  # (T,)
