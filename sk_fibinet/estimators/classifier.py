@@ -62,7 +62,7 @@ class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
         $max_cross_cells
     cross_pairs : {"auto", "all"}, default="auto"
         $cross_pairs
-    cross_triples : "auto" or None, default=None
+    cross_triples : "auto" or None, default="auto"
         $cross_triples
     learning_rate : float, default=1e-3
         $learning_rate
@@ -193,7 +193,7 @@ class FiBiNETClassifier(ClassifierMixin, ClassificationTask, BaseFiBiNET):
         linear=True,
         max_cross_cells=2000,
         cross_pairs="auto",
-        cross_triples=None,
+        cross_triples="auto",
         learning_rate=1e-3,
         weight_decay=0.0,
         embedding_l2=0.03,

@@ -212,9 +212,10 @@ class InspectionMixin:
 
         Returns
         -------
-        weights : DataFrame of shape (n_samples, n_features)
-            One column per input column, indexed like ``X`` (a RangeIndex for
-            arrays).
+        weights : DataFrame of shape (n_samples, n_fields)
+            One column per field (the input columns, then any target
+            statistics and derived fields, ``encoder_.field_names()``),
+            indexed like ``X`` (a RangeIndex for arrays).
         """
         dataset = self._encode(X)
         index = X.index if isinstance(X, pd.DataFrame) else None
@@ -239,8 +240,10 @@ class InspectionMixin:
 
         Returns
         -------
-        strengths : DataFrame of shape (n_features, n_features)
-            Symmetric, indexed and labelled by input column; the diagonal is 0.
+        strengths : DataFrame of shape (n_fields, n_fields)
+            Symmetric, indexed and labelled by field (``encoder_.field_names()``:
+            the input columns, then any target statistics and derived fields);
+            the diagonal is 0.
         """
         dataset = self._encode(X)
         module = self.net_.module_

@@ -63,7 +63,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         $max_cross_cells
     cross_pairs : {"auto", "all"}, default="auto"
         $cross_pairs
-    cross_triples : "auto" or None, default=None
+    cross_triples : "auto" or None, default="auto"
         $cross_triples
     learning_rate : float, default=1e-3
         $learning_rate
@@ -209,7 +209,7 @@ class FiBiNETRegressor(RegressorMixin, RegressionTask, BaseFiBiNET):
         linear=True,
         max_cross_cells=2000,
         cross_pairs="auto",
-        cross_triples=None,
+        cross_triples="auto",
         learning_rate=1e-3,
         weight_decay=0.0,
         embedding_l2=1.0,
