@@ -92,57 +92,27 @@ def pair_gains(
     >>> bool(gain[0] > 1000), bool((gain[1:] < 10).all())
     (True, True)
     """
-    codes = np.asarray(codes)
-    y = np.asarray(target, dtype=np.float64)
-    y = y.reshape(-1, 1) if y.ndim == 1 else y  # (n, k)
-    n = len(y)
-    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
-    if not classification:
-        mean = np.average(y, axis=0, weights=w)  # (k,)
-        std = np.sqrt(np.average((y - mean) ** 2, axis=0, weights=w))  # (k,)
-        y = (y - mean) / np.where(std > 0, std, 1.0)  # (n, k)
-    first = np.asarray(first_half, dtype=bool)  # (n,)
     gain = np.zeros(len(pairs))  # (C,)
     fields = sorted({f for pair in pairs for f in pair})
-    for fit in (first, ~first):
-        score = ~fit
-        if not fit.any() or not score.any():
-            continue
-        c_fit, c_score = codes[fit], codes[score]  # (n_fit, F), (n_score, F)
-        w_fit, w_score = w[fit], w[score]
-        for t in range(y.shape[1]):
-            y_fit, y_score = y[fit, t], y[score, t]  # (n_fit,), (n_score,)
-            rate = np.average(y_fit, weights=w_fit) if w_fit.sum() > 0 else 0.0
-            base = _link(rate, classification)
-            # each row's shift by its code of every field, on both halves
-            on_fit, on_score = {}, {}
-            for f in fields:
-                c = c_fit[:, f]  # (n_fit,)
-                s = np.bincount(c, w_fit * y_fit, minlength=cardinalities[f])
-                m = np.bincount(c, w_fit, minlength=cardinalities[f])
-                code_rate = (s + prior_rows * rate) / (m + prior_rows)  # (card,)
-                effect = _link(code_rate, classification) - base  # (card,)
-                on_fit[f], on_score[f] = effect[c], effect[c_score[:, f]]
-            for k, (i, j) in enumerate(pairs):
-                n_cells = cardinalities[i] * cardinalities[j]
-                cell = c_fit[:, i] * cardinalities[j] + c_fit[:, j]  # (n_fit,)
-                z = base + on_fit[i] + on_fit[j]  # (n_fit,) naive model
-                m = np.bincount(cell, w_fit, minlength=n_cells)  # (cells,)
-                if classification:
-                    p = 1.0 / (1.0 + np.exp(-z))  # (n_fit,) naive rate
-                    s = np.bincount(cell, w_fit * y_fit, minlength=n_cells)
-                    sp = np.bincount(cell, w_fit * p, minlength=n_cells)
-                    naive = np.where(m > 0, sp / np.maximum(m, 1e-300), rate)
-                    shrunk = (s + prior_rows * naive) / (m + prior_rows)  # (cells,)
-                    delta = _link(shrunk, True) - _link(naive, True)  # (cells,)
-                else:
-                    r = np.bincount(cell, w_fit * (y_fit - z), minlength=n_cells)
-                    delta = r / (m + prior_rows)  # (cells,) smoothed residual
-                cell_s = c_score[:, i] * cardinalities[j] + c_score[:, j]  # (n_score,)
-                z_s = base + on_score[i] + on_score[j]  # (n_score,)
-                gain[k] += _loss_drop(
-                    z_s, delta[cell_s], y_score, w_score, classification
-                )
+    for half in _halves(
+        codes,
+        target,
+        weight,
+        cardinalities,
+        fields,
+        first_half,
+        classification,
+        prior_rows,
+    ):
+        for k, (i, j) in enumerate(pairs):
+            cell = half.c_fit[:, i] * cardinalities[j] + half.c_fit[:, j]  # (n_fit,)
+            z = half.base + half.on_fit[i] + half.on_fit[j]  # (n_fit,) naive model
+            delta = half.residual(z, cell, cardinalities[i] * cardinalities[j])
+            cell_s = half.c_score[:, i] * cardinalities[j] + half.c_score[:, j]
+            z_s = half.base + half.on_score[i] + half.on_score[j]  # (n_score,)
+            gain[k] += _loss_drop(
+                z_s, delta[cell_s], half.y_score, half.w_score, classification
+            )
     return gain
 
 
@@ -222,6 +192,106 @@ def select_pairs(
         classification=classification,
     )
     return [pair for pair, gain in gains.items() if gain > 0]
+
+
+class _Half:
+    """One half's fit and score rows for one target column: the rows' codes,
+    weights and targets, the naive model's overall rate, and every asked
+    field's smoothed effect on each row (``on_fit[f]``, ``on_score[f]``)."""
+
+    def __init__(
+        self,
+        c_fit,
+        c_score,
+        w_fit,
+        w_score,
+        y_fit,
+        y_score,
+        *,
+        rate,
+        classification,
+        prior_rows,
+    ):
+        self.c_fit, self.c_score = c_fit, c_score  # (n_fit, F), (n_score, F)
+        self.w_fit, self.w_score = w_fit, w_score  # (n_fit,), (n_score,)
+        self.y_fit, self.y_score = y_fit, y_score  # (n_fit,), (n_score,)
+        self.rate, self.base = rate, _link(rate, classification)
+        self.classification, self.prior_rows = classification, prior_rows
+        self.on_fit, self.on_score = {}, {}
+
+    def residual(self, z, cell, n_cells, counts=None, sums=None) -> np.ndarray:
+        """Per-combination shift ``(n_cells,)`` of the fit rows' logits (or
+        predictions) ``z`` ``(n_fit,)`` towards their target, shrunk towards 0
+        by ``prior_rows`` (``counts`` and ``sums``: the combinations' weights
+        and weighted targets, when already counted)."""
+        w, y, prior = self.w_fit, self.y_fit, self.prior_rows
+        m = np.bincount(cell, w, minlength=n_cells) if counts is None else counts
+        if not self.classification:
+            r = np.bincount(cell, w * (y - z), minlength=n_cells)  # (cells,)
+            return r / (m + prior)  # smoothed residual
+        s = np.bincount(cell, w * y, minlength=n_cells) if sums is None else sums
+        p = 1.0 / (1.0 + np.exp(-z))  # (n_fit,) naive rate
+        sp = np.bincount(cell, w * p, minlength=n_cells)  # (cells,)
+        naive = np.where(m > 0, sp / np.maximum(m, 1e-300), self.rate)  # (cells,)
+        shrunk = (s + prior * naive) / (m + prior)  # (cells,)
+        return _link(shrunk, True) - _link(naive, True)  # (cells,)
+
+
+def _halves(
+    codes,
+    target,
+    weight,
+    cardinalities,
+    fields,
+    first_half,
+    classification: bool,
+    prior_rows: float,
+    clip: float | None = None,
+):
+    """Yield a :class:`_Half` per half (fit on one, score on the other) and
+    target column; a regression target is standardised (and clipped at
+    ``clip`` standard deviations)."""
+    codes = np.asarray(codes)
+    y = np.asarray(target, dtype=np.float64)
+    y = y.reshape(-1, 1) if y.ndim == 1 else y  # (n, k)
+    n = len(y)
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    if not classification:
+        mean = np.average(y, axis=0, weights=w)  # (k,)
+        std = np.sqrt(np.average((y - mean) ** 2, axis=0, weights=w))  # (k,)
+        y = (y - mean) / np.where(std > 0, std, 1.0)  # (n, k)
+        if clip is not None:
+            y = np.clip(y, -clip, clip)  # (n, k)
+    first = np.asarray(first_half, dtype=bool)  # (n,)
+    for fit in (first, ~first):
+        score = ~fit
+        if not fit.any() or not score.any():
+            continue
+        c_fit, c_score = codes[fit], codes[score]  # (n_fit, F), (n_score, F)
+        w_fit, w_score = w[fit], w[score]
+        for t in range(y.shape[1]):
+            y_fit = y[fit, t]  # (n_fit,)
+            rate = np.average(y_fit, weights=w_fit) if w_fit.sum() > 0 else 0.0
+            half = _Half(
+                c_fit,
+                c_score,
+                w_fit,
+                w_score,
+                y_fit,
+                y[score, t],
+                rate=rate,
+                classification=classification,
+                prior_rows=prior_rows,
+            )
+            # each row's shift by its code of every field, on both halves
+            for f in fields:
+                c = c_fit[:, f]  # (n_fit,)
+                s = np.bincount(c, w_fit * y_fit, minlength=cardinalities[f])
+                m = np.bincount(c, w_fit, minlength=cardinalities[f])
+                code_rate = (s + prior_rows * rate) / (m + prior_rows)  # (card,)
+                effect = _link(code_rate, classification) - half.base  # (card,)
+                half.on_fit[f], half.on_score[f] = effect[c], effect[c_score[:, f]]
+            yield half
 
 
 def _link(rate, classification: bool):

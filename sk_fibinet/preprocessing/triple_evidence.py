@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .cross_evidence import PRIOR_ROWS, _link, _row_drops, pair_gains
+from .cross_evidence import PRIOR_ROWS, _halves, _row_drops, pair_gains
 
 #: Largest number of code combinations of a crossed triple (its derived
 #: field's codes).
@@ -156,61 +156,40 @@ def triple_gains(
     >>> bool(gain[0] > 1000), bool(gain[1] < 10)
     (True, True)
     """
-    codes = np.asarray(codes)
-    y = np.asarray(target, dtype=np.float64)
-    y = y.reshape(-1, 1) if y.ndim == 1 else y  # (n, k)
-    n = len(y)
-    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
-    if not classification:
-        mean = np.average(y, axis=0, weights=w)  # (k,)
-        std = np.sqrt(np.average((y - mean) ** 2, axis=0, weights=w))  # (k,)
-        y = (y - mean) / np.where(std > 0, std, 1.0)  # (n, k)
-        y = np.clip(y, -CLIP_STD, CLIP_STD)  # (n, k): outliers do not decide
     cards = [int(c) for c in cardinalities]
-    first = np.asarray(first_half, dtype=bool)  # (n,)
     gain = np.zeros(len(triples))  # (T,)
     variance = np.zeros(len(triples))  # (T,)
     fields = sorted({f for t in triples for f in t})
-    for fit in (first, ~first):
-        score = ~fit
-        if not fit.any() or not score.any():
-            continue
-        c_fit, c_score = codes[fit], codes[score]  # (n_fit, F), (n_score, F)
-        w_fit, w_score = w[fit], w[score]
-        for t in range(y.shape[1]):
-            y_fit, y_score = y[fit, t], y[score, t]  # (n_fit,), (n_score,)
-            rate = np.average(y_fit, weights=w_fit) if w_fit.sum() > 0 else 0.0
-            base = _link(rate, classification)
-            on_fit, on_score = {}, {}
-            for f in fields:
-                c = c_fit[:, f]  # (n_fit,)
-                s = np.bincount(c, w_fit * y_fit, minlength=cards[f])
-                m = np.bincount(c, w_fit, minlength=cards[f])
-                effect = _link(
-                    (s + prior_rows * rate) / (m + prior_rows), classification
-                )
-                effect = effect - base  # (card,)
-                on_fit[f], on_score[f] = effect[c], effect[c_score[:, f]]
-            fitter = _ResidualFit(w_fit, y_fit, rate, classification, prior_rows)
-            for q, (i, j, k) in enumerate(triples):
-                z_fit = base + on_fit[i] + on_fit[j] + on_fit[k]  # (n_fit,)
-                z_score = base + on_score[i] + on_score[j] + on_score[k]
-                pairs = ((i, j), (i, k), (j, k))
-                cells = [_cells(c_fit, p, cards) for p in pairs]  # 3 x (n_fit,)
-                tables = fitter.backfit(
-                    z_fit, cells, [cards[a] * cards[b] for a, b in pairs], rounds
-                )
-                for p, cell, table in zip(pairs, cells, tables, strict=True):
-                    z_fit = z_fit + table[cell]  # (n_fit,)
-                    z_score = z_score + table[_cells(c_score, p, cards)]  # (n_score,)
-                n_cells = cards[i] * cards[j] * cards[k]
-                delta = fitter.residual(z_fit, _cells(c_fit, (i, j, k), cards), n_cells)
-                cell_s = _cells(c_score, (i, j, k), cards)  # (n_score,)
-                drops = _row_drops(
-                    z_score, delta[cell_s], y_score, w_score, classification
-                )  # (n_score,)
-                gain[q] += drops.sum()
-                variance[q] += len(drops) * drops.var()
+    for half in _halves(
+        codes,
+        target,
+        weight,
+        cards,
+        fields,
+        first_half,
+        classification,
+        prior_rows,
+        clip=CLIP_STD,
+    ):
+        c_fit, c_score = half.c_fit, half.c_score
+        for q, (i, j, k) in enumerate(triples):
+            z_fit = half.base + half.on_fit[i] + half.on_fit[j] + half.on_fit[k]
+            z_score = half.base + half.on_score[i] + half.on_score[j] + half.on_score[k]
+            pairs = ((i, j), (i, k), (j, k))
+            cells = [_cells(c_fit, p, cards) for p in pairs]  # 3 x (n_fit,)
+            sizes = [cards[a] * cards[b] for a, b in pairs]
+            tables = _backfit(half, z_fit, cells, sizes, rounds)
+            for p, cell, table in zip(pairs, cells, tables, strict=True):
+                z_fit = z_fit + table[cell]  # (n_fit,)
+                z_score = z_score + table[_cells(c_score, p, cards)]  # (n_score,)
+            n_cells = cards[i] * cards[j] * cards[k]
+            delta = half.residual(z_fit, _cells(c_fit, (i, j, k), cards), n_cells)
+            cell_s = _cells(c_score, (i, j, k), cards)  # (n_score,)
+            drops = _row_drops(
+                z_score, delta[cell_s], half.y_score, half.w_score, classification
+            )  # (n_score,)
+            gain[q] += drops.sum()
+            variance[q] += len(drops) * drops.var()
     return (gain, np.sqrt(variance)) if return_std else gain
 
 
@@ -291,46 +270,23 @@ def _cells(codes, fields, cards) -> np.ndarray:
     return cell
 
 
-class _ResidualFit:
-    """Smoothed residuals of code combinations over a naive model's logits
-    (or predictions), on one half's rows."""
-
-    def __init__(self, w, y, rate, classification, prior_rows):
-        self.w, self.y, self.rate = w, y, rate
-        self.classification, self.prior_rows = classification, prior_rows
-
-    def residual(self, z, cell, n_cells, counts=None, sums=None) -> np.ndarray:
-        """Per-combination shift ``(n_cells,)`` of ``z`` ``(n,)`` towards the
-        target, shrunk towards 0 by ``prior_rows``."""
-        w, y, prior = self.w, self.y, self.prior_rows
-        m = np.bincount(cell, w, minlength=n_cells) if counts is None else counts
-        if not self.classification:
-            r = np.bincount(cell, w * (y - z), minlength=n_cells)  # (cells,)
-            return r / (m + prior)
-        s = np.bincount(cell, w * y, minlength=n_cells) if sums is None else sums
-        p = 1.0 / (1.0 + np.exp(-z))  # (n,) naive rate
-        sp = np.bincount(cell, w * p, minlength=n_cells)  # (cells,)
-        naive = np.where(m > 0, sp / np.maximum(m, 1e-300), self.rate)  # (cells,)
-        shrunk = (s + prior * naive) / (m + prior)  # (cells,)
-        return _link(shrunk, True) - _link(naive, True)  # (cells,)
-
-    def backfit(self, z, cells, n_cells, rounds) -> list:
-        """Residual tables of several combinations fitted jointly over ``z``."""
-        w, y = self.w, self.y
-        counts = [
-            np.bincount(c, w, minlength=k) for c, k in zip(cells, n_cells, strict=True)
-        ]
-        sums = [
-            np.bincount(c, w * y, minlength=k)
-            for c, k in zip(cells, n_cells, strict=True)
-        ]
-        tables = [np.zeros(k) for k in n_cells]
-        shifts = [np.zeros(len(z)) for _ in cells]  # per combination, (n,)
-        total = z.copy()  # (n,) z plus every shift
-        for _ in range(rounds):
-            for q, cell in enumerate(cells):
-                others = total - shifts[q]  # (n,)
-                tables[q] = self.residual(others, cell, n_cells[q], counts[q], sums[q])
-                shifts[q] = tables[q][cell]  # (n,)
-                total = others + shifts[q]
-        return tables
+def _backfit(half, z, cells, n_cells, rounds) -> list:
+    """Residual tables of several combinations fitted jointly over the fit
+    rows' ``z`` ``(n_fit,)``, one after the other for ``rounds`` rounds."""
+    w, y = half.w_fit, half.y_fit
+    counts = [
+        np.bincount(c, w, minlength=k) for c, k in zip(cells, n_cells, strict=True)
+    ]
+    sums = [
+        np.bincount(c, w * y, minlength=k) for c, k in zip(cells, n_cells, strict=True)
+    ]
+    tables = [np.zeros(k) for k in n_cells]
+    shifts = [np.zeros(len(z)) for _ in cells]  # per combination, (n_fit,)
+    total = z.copy()  # (n_fit,) z plus every shift
+    for _ in range(rounds):
+        for q, cell in enumerate(cells):
+            others = total - shifts[q]  # (n_fit,)
+            tables[q] = half.residual(others, cell, n_cells[q], counts[q], sums[q])
+            shifts[q] = tables[q][cell]  # (n_fit,)
+            total = others + shifts[q]
+    return tables
