@@ -163,17 +163,22 @@ def test_regressor_and_multiclass_derive_the_triple(few_rows):
     assert plus.encoder_.crosses_ == []  # measured with FiBiNET only
 
 
-def test_streamed_fit_derives_the_triple_of_the_in_memory_fit(few_rows, tmp_path):
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_streamed_fit_derives_the_triple_of_the_in_memory_fit(
+    few_rows, tmp_path, early_stopping
+):
     pytest.importorskip("pyarrow")
     from sk_fibinet import ParquetSource
 
     X, y, _, _ = make_parity()
     path = tmp_path / "train.parquet"
     X.assign(target=y).to_parquet(path, row_group_size=1000)
-    kw = dict(FAST, max_epochs=1, early_stopping=False)
+    kw = dict(FAST, max_epochs=1, early_stopping=early_stopping)
     in_memory = FiBiNETClassifier(**kw).fit(X, y)
     streamed = FiBiNETClassifier(**kw).fit(ParquetSource(path, target="target"))
     assert in_memory.encoder_.crosses_ == [(0, 1, 2)]
+    if early_stopping:  # the held-out rows were encoded with the derived field
+        assert "valid_loss" in streamed.net_.history[-1]
     assert streamed.encoder_.crosses_ == in_memory.encoder_.crosses_
     assert streamed.predict_proba(X).shape == (len(X), 2)
     a = roc_auc_score(y, streamed.predict_proba(X)[:, 1])
