@@ -565,3 +565,27 @@ def test_derived_fields_of_crossed_triples_export(monkeypatch):
     )
     assert reg.encoder_.crosses_ == [(0, 1, 2)]
     assert_regressor_matches(reg, rows)
+
+
+def test_skl2onnx_converts_an_estimator_with_derived_fields(monkeypatch):
+    """The converter's graph reads a matrix of numbers; the derived field's
+    codes come from the columns' codes as in the graph of raw columns."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    import sk_fibinet.preprocessing.cross_evidence as cross_evidence
+    from sk_fibinet import register_skl2onnx
+
+    monkeypatch.setattr(cross_evidence, "MIN_ROWS", 1000)
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 4, size=(6000, 4)).astype(np.float64)  # (n, 4) ordinal codes
+    y = (X[:, :3].sum(1) % 2 == 1) != (rng.random(6000) < 0.1)
+    clf = FiBiNETClassifier(
+        **SMALL, categorical_features=[0, 1, 2, 3], cross_triples="auto"
+    ).fit(X, y.astype(int))
+    assert clf.encoder_.crosses_ == [(0, 1, 2)]
+    register_skl2onnx()
+    model = skl2onnx.to_onnx(clf, X[:1], options={FiBiNETClassifier: {"zipmap": False}})
+    rows = X[:50].copy()
+    rows[:3, 0] = [9.0, np.nan, 7.0]  # unseen and missing codes
+    label, proba = session(model).run(None, {"X": rows})
+    assert_allclose(proba, clf.predict_proba(rows), rtol=1e-5, atol=1e-5)
+    assert_array_equal(label, clf.predict(rows))
