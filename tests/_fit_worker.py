@@ -7,7 +7,8 @@ checkpoint DIR`` fits with ``checkpoint_dir=DIR`` and stalls in epoch 3 so the
 test can kill it there; ``python tests/_fit_worker.py stream DIR`` does the same
 for a fit streamed from ``DIR/train.parquet``, stalling within epoch 2 after a
 checkpoint written within that epoch; ``python tests/_fit_worker.py ddp_stream
-DIR`` is one process of a data-parallel fit streamed from ``DIR/train.parquet``.
+DIR`` is one process of a data-parallel fit streamed from ``DIR/train.parquet``;
+``ddp_triples OUT_DIR`` one process of a data-parallel fit with a derived field.
 """
 
 from __future__ import annotations
@@ -199,10 +200,31 @@ def ddp_stream(directory: Path) -> None:
     dist.destroy_process_group()
 
 
+def ddp_triples(out: Path) -> None:
+    """One process of a data-parallel fit that derives a crossed triple (the
+    evidence asked from 1,000 rows, so a small table will do)."""
+    from test_cross_triples import make_parity
+
+    import sk_fibinet.preprocessing.cross_evidence as cross_evidence
+
+    cross_evidence.MIN_ROWS = 1000
+    X, y, _, _ = make_parity()
+    clf = FiBiNETClassifier(**dict(FAST, max_epochs=2), distributed=True).fit(X, y)
+    torch.save(
+        {
+            "crosses": [list(t) for t in clf.encoder_.crosses_],
+            "proba": torch.from_numpy(clf.predict_proba(X)[:, 1]),
+        },
+        out / f"triples_rank{dist.get_rank()}.pt",
+    )
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     workers = {
         "ddp": ddp,
+        "ddp_triples": ddp_triples,
         "ddp_stream": ddp_stream,
         "checkpoint": checkpoint,
         "stream": stream,

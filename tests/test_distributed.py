@@ -239,3 +239,14 @@ def test_two_processes_train_a_streamed_fit_and_resume_it(tmp_path):
     again = torch.load(tmp_path / "stream_rank0.pt", weights_only=True)
     assert again["history"] == ranks[0]["history"]
     assert torch.equal(again["proba"], ranks[0]["proba"])
+
+
+def test_every_process_derives_the_same_crossed_triple(tmp_path):
+    """Every process asks the same rows for evidence, so each adds the same
+    derived field and they train one model."""
+    _launch(2, tmp_path, mode="ddp_triples")
+    ranks = [
+        torch.load(tmp_path / f"triples_rank{r}.pt", weights_only=True) for r in (0, 1)
+    ]
+    assert ranks[0]["crosses"] == ranks[1]["crosses"] == [[0, 1, 2]]
+    assert torch.equal(ranks[0]["proba"], ranks[1]["proba"])
