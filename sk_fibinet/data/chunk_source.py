@@ -8,6 +8,7 @@ first call learns the encoder, later ones keep it and warn
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -168,9 +169,11 @@ class ChunkSource:
             kept=dataset,
             explain_rows=dataset,
             centre_rows=None,
-            # embedding_l2 of a new net scales by the first chunk's counts, read
-            # when asked: derived fields may be added to its codes first
-            counts=lambda: code_counts(dataset.codes, encoder.cardinalities_),
+            # embedding_l2 of a new net scales by the first chunk's counts,
+            # counted once, when first asked: derived fields may be added first
+            counts=functools.cache(
+                lambda: code_counts(dataset.codes, encoder.cardinalities_)  # (R,)
+            ),
             evidence=(dataset, first_half(np.arange(len(dataset)), seed))
             if self.first
             else None,

@@ -9,6 +9,8 @@ statistics and encodes every row at once.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -127,8 +129,10 @@ class FrameSource:
             kept=_CodesDataset(codes),
             explain_rows=train,
             centre_rows=train,
-            # read when asked: derived fields may be added to the codes first
-            counts=lambda: code_counts(train.codes, encoder.cardinalities_),  # (R,)
+            # counted once, when first asked: derived fields may be added first
+            counts=functools.cache(
+                lambda: code_counts(train.codes, encoder.cardinalities_)  # (R,)
+            ),
             evidence=(
                 train,
                 first_half(

@@ -190,10 +190,8 @@ class InspectionMixin:
         kept, weights = coalitions(n_fields, N_PERMUTATIONS, seed)
         phi = shapley_values(self._replacer(), dataset.codes, output, kept, weights)
         scale, _ = self._explain_units()
-        columns = self._column_names()
-        if getattr(self, "target_stats_", None) is not None or self.encoder_._crosses():
-            phi = self._to_columns(phi)  # (n, n_features)
-            columns = columns[: phi.shape[1]]
+        phi = self._to_columns(phi)  # (n, n_features)
+        columns = self._column_names()[: phi.shape[1]]  # the input columns
         return pd.DataFrame(sign * scale * phi, index=index, columns=columns)
 
     def field_weights(self, X) -> pd.DataFrame:

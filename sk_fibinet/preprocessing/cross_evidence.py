@@ -172,10 +172,8 @@ def select_pairs(
 
     Parameters
     ----------
-    codes, target, weight, cardinalities, first_half, classification
-        As :func:`pair_gains` takes them.
-    max_cells : int
-        Largest number of code combinations a candidate pair may have.
+    codes, target, weight, cardinalities, max_cells, first_half, classification
+        As :func:`crossable_pair_gains` takes them.
 
     Returns
     -------

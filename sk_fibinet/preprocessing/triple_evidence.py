@@ -111,22 +111,15 @@ def triple_gains(
 
     Parameters
     ----------
-    codes : ndarray of int of shape (n_samples, n_fields)
-        The training rows' field codes.
-    target : ndarray of shape (n_samples,) or (n_samples, n_targets)
-        0/1 labels (one column per class for a multiclass target) when
-        ``classification``, else the target (any scale: it is standardised).
-    weight : ndarray of shape (n_samples,) or None
-        Sample weights; None means 1.
-    cardinalities : sequence of int
-        Codes of each field.
+    codes, target, weight, cardinalities
+        As :func:`~.cross_evidence.pair_gains` takes them.
     triples : sequence of (int, int, int)
         The candidate triples.
-    first_half : ndarray of bool of shape (n_samples,)
-        The rows of the first half.
+    first_half
+        As :func:`~.cross_evidence.pair_gains` takes it.
     classification : bool
-        Log loss of logits (per target column, summed) if True, squared error
-        of the standardised target, clipped at :data:`CLIP_STD`, otherwise.
+        As :func:`~.cross_evidence.pair_gains` takes it; a regression target
+        is also clipped at :data:`CLIP_STD` after standardising.
     prior_rows : float, default=20.0
         Pseudo-rows of the naive model's prediction in every estimate.
     rounds : int, default=3
